@@ -1,0 +1,82 @@
+// Search spaces: parse, validate, canonicalise, encode and cost neural architectures.
+//
+// No gRPC and no LibTorch here: the server, the agent and the benchmark share it.
+// Facts per space are in docs/search-spaces.md (NAS-Bench-201 "nb201", FBNet "fbnet").
+#ifndef LATPRED_CORE_SEARCH_SPACE_H_
+#define LATPRED_CORE_SEARCH_SPACE_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace latpred::core {
+
+// One architecture of a search space, as operation ids.
+//   nb201: 6 ids, edges in string order (1<-0, 2<-0, 2<-1, 3<-0, 3<-1, 3<-2),
+//          ids: 0 none, 1 skip_connect, 2 nor_conv_1x1, 3 nor_conv_3x3, 4 avg_pool_3x3.
+//   fbnet: 22 ids into k3_e1, k3_e1_g2, k3_e3, k3_e6, k5_e1, k5_e1_g2, k5_e3, k5_e6, skip.
+struct Architecture {
+  std::vector<uint8_t> ops;
+  bool operator==(const Architecture& o) const { return ops == o.ops; }
+};
+
+// Analytic cost of one forward pass at batch 1, computed from the space's spec.
+//   flops:   2 x multiply-accumulates of every convolution and linear layer (BN, ReLU,
+//            pooling and additions are not counted).
+//   params:  learnable parameters: conv weights (no conv bias), BN weight and bias
+//            (2 per channel), linear weight and bias. BN running stats are not counted.
+//   bytes:   4 x (input + output activation elements + weights) summed over kernels.
+//   kernels: operations launched: each conv, BN, ReLU, pool, addition, linear,
+//            channel shuffle and global pool counts one.
+// Edges that cannot carry data from the cell input to the cell output (nb201) cost
+// nothing: a runtime that prunes dead code never runs them.
+struct Costs {
+  double flops = 0;
+  double params = 0;
+  double bytes = 0;
+  double kernels = 0;
+};
+
+// A search space. Implementations are stateless singletons; all methods are thread-safe.
+class SearchSpace {
+ public:
+  virtual ~SearchSpace() = default;
+
+  // Short name used in the API: "nb201" or "fbnet".
+  virtual std::string_view name() const = 0;
+
+  // Parses and validates text. Errors are INVALID_ARGUMENT and name the position
+  // (character offset, edge or layer) and the reason.
+  virtual absl::StatusOr<Architecture> Parse(std::string_view text) const = 0;
+
+  // The canonical spelling of an architecture (the bundled data's spelling).
+  virtual std::string Canonical(const Architecture& arch) const = 0;
+
+  // Length of the predictor's feature vector, and the vector itself (written to out).
+  virtual int encoding_size() const = 0;
+  virtual void Encode(const Architecture& arch, float* out) const = 0;
+
+  // Analytic costs of the whole network (see Costs).
+  virtual Costs AnalyticCosts(const Architecture& arch) const = 0;
+
+  // Number of operations per layer/edge and number of layers/edges.
+  virtual int num_ops() const = 0;
+  virtual int num_positions() const = 0;
+};
+
+// The space called name ("nb201", "fbnet"), or INVALID_ARGUMENT listing the known ones.
+absl::StatusOr<const SearchSpace*> GetSearchSpace(std::string_view name);
+
+// Names of all search spaces, in a stable order.
+std::vector<std::string> SearchSpaceNames();
+
+// Convenience accessors for the two built-in spaces.
+const SearchSpace& Nb201Space();
+const SearchSpace& FbnetSpace();
+
+}  // namespace latpred::core
+
+#endif  // LATPRED_CORE_SEARCH_SPACE_H_

@@ -1,0 +1,109 @@
+// Durable state of latpred: devices, descriptors, samples, models, settings.
+//
+// Every write returns only after it is durable (SQLite: WAL with synchronous=FULL, one
+// transaction per call). Implementations are thread-safe. SQLite is the embedded
+// default; a PostgreSQL implementation shares this interface for several replicas.
+#ifndef LATPRED_STORE_STORE_H_
+#define LATPRED_STORE_STORE_H_
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace latpred::store {
+
+// One named number describing a device, with where it came from ("counter",
+// "microbenchmark", "reference_latency") and its unit.
+struct DescriptorFeature {
+  std::string name;
+  double value = 0;
+  std::string source;
+  std::string unit;
+  bool operator==(const DescriptorFeature& o) const {
+    return name == o.name && value == o.value && source == o.source && unit == o.unit;
+  }
+};
+
+struct Device {
+  std::string name;
+  std::map<std::string, std::string> labels;
+  std::vector<DescriptorFeature> descriptor;
+  bool source = false;  // a bundled device the base models train on
+  int64_t created_unix_ms = 0;
+  int64_t updated_unix_ms = 0;
+};
+
+// One measured latency of an architecture (canonical string) on a device.
+struct Sample {
+  std::string arch;
+  double latency_ms = 0;
+  int32_t repeats = 0;
+  double spread_ms = 0;
+};
+
+// A trained model: the base model of a space (device == "") or a device's adapted head.
+struct ModelRecord {
+  std::string device;  // "" for a space's base model
+  std::string space;
+  int64_t version = 0;       // assigned by PutModel: 1 + the latest for (device, space)
+  int64_t base_version = 0;  // for a device head: the base model version it was fit on
+  std::string blob;          // serialised model
+  std::string meta_json;     // fit statistics and options, for people and tools
+  int64_t created_unix_ms = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  // Creates the device or updates labels and descriptor (samples are kept). Returns
+  // true when the device was created. created_unix_ms / updated_unix_ms are set here.
+  virtual absl::StatusOr<bool> UpsertDevice(const Device& device) = 0;
+  // NOT_FOUND naming the device when unknown.
+  virtual absl::StatusOr<Device> GetDevice(std::string_view name) = 0;
+  virtual absl::StatusOr<std::vector<Device>> ListDevices() = 0;
+
+  // Adds samples in one transaction; a sample for an (arch) the device already has in
+  // that space replaces it. NOT_FOUND when the device is unknown.
+  virtual absl::Status PutSamples(std::string_view device, std::string_view space,
+                                  const std::vector<Sample>& samples) = 0;
+  virtual absl::StatusOr<std::vector<Sample>> GetSamples(std::string_view device,
+                                                         std::string_view space) = 0;
+  // Sample counts per space for one device.
+  virtual absl::StatusOr<std::map<std::string, int64_t>> CountSamples(
+      std::string_view device) = 0;
+  // Sample counts for all devices: device -> space -> count.
+  virtual absl::StatusOr<std::map<std::string, std::map<std::string, int64_t>>>
+  CountAllSamples() = 0;
+
+  // Stores a model, assigning and returning its version.
+  virtual absl::StatusOr<int64_t> PutModel(const ModelRecord& model) = 0;
+  // The newest model for (device, space), or nullopt when there is none.
+  virtual absl::StatusOr<std::optional<ModelRecord>> GetLatestModel(
+      std::string_view device, std::string_view space) = 0;
+  // The newest model of every device (device != "") for a space.
+  virtual absl::StatusOr<std::vector<ModelRecord>> GetLatestDeviceModels(
+      std::string_view space) = 0;
+
+  // Small key/value settings (e.g. which bundled data was imported).
+  virtual absl::StatusOr<std::optional<std::string>> GetSetting(std::string_view key) = 0;
+  virtual absl::Status PutSetting(std::string_view key, std::string_view value) = 0;
+
+  // Schema version of the open database.
+  virtual int schema_version() const = 0;
+};
+
+// Opens (creating and migrating as needed) the store named by uri: a file path or
+// "sqlite:PATH". Unknown schemes are INVALID_ARGUMENT saying which are supported.
+absl::StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view uri);
+
+}  // namespace latpred::store
+
+#endif  // LATPRED_STORE_STORE_H_
