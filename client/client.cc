@@ -1,1 +1,164 @@
-// placeholder
+#include "latpred/client/client.h"
+
+#include <algorithm>
+#include <string>
+#include <utility>
+
+#include "absl/memory/memory.h"
+#include "absl/strings/str_cat.h"
+#include "grpc/grpc.h"
+#include "grpcpp/client_context.h"
+#include "grpcpp/create_channel.h"
+#include "grpcpp/security/credentials.h"
+#include "grpcpp/support/channel_arguments.h"
+
+namespace latpred::client {
+namespace {
+
+namespace health = ::grpc::health::v1;
+
+constexpr int kMaxReceiveMessageBytes = 256 << 20;
+// Reconnect quickly after a refused connection so that a server that just started is
+// found within about a second (gRPC's default backoff grows to two minutes).
+constexpr int kInitialReconnectBackoffMs = 100;
+constexpr int kMaxReconnectBackoffMs = 1000;
+constexpr absl::Duration kHealthPollInterval = absl::Milliseconds(100);
+
+// Sets the context's deadline to `timeout` from now.
+void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+}
+
+// The channel arguments every latpred client uses.
+grpc::ChannelArguments ChannelArgs() {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(kMaxReceiveMessageBytes);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, kInitialReconnectBackoffMs);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, kMaxReconnectBackoffMs);
+  return args;
+}
+
+}  // namespace
+
+absl::Status ToAbslStatus(const grpc::Status& status) {
+  return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                      status.error_message());
+}
+
+absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
+  if (options.target.empty()) {
+    return absl::InvalidArgumentError("empty server target");
+  }
+  if (options.timeout <= absl::ZeroDuration()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "timeout must be positive, got ", absl::FormatDuration(options.timeout)));
+  }
+  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
+      options.target, grpc::InsecureChannelCredentials(), ChannelArgs());
+  return absl::WrapUnique(new Client(options, std::move(channel)));
+}
+
+Client::Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel)
+    : options_(std::move(options)),
+      channel_(std::move(channel)),
+      stub_(latpred::v1::LatencyPredictor::NewStub(channel_)),
+      health_stub_(health::Health::NewStub(channel_)) {}
+
+template <typename Request, typename Response>
+absl::StatusOr<Response> Client::Call(StubMethod<Request, Response> method,
+                                      const Request& request) {
+  grpc::ClientContext context;
+  SetDeadline(context, options_.timeout);
+  Response response;
+  grpc::Status status = ((*stub_).*method)(&context, request, &response);
+  if (!status.ok()) return CallError(status);
+  return response;
+}
+
+absl::Status Client::CallError(const grpc::Status& status) const {
+  absl::Status result = ToAbslStatus(status);
+  const bool transport_failure = result.code() == absl::StatusCode::kUnavailable ||
+                                 result.code() == absl::StatusCode::kDeadlineExceeded;
+  if (!transport_failure || channel_->GetState(false) == GRPC_CHANNEL_READY) {
+    return result;
+  }
+  return absl::Status(result.code(),
+                      absl::StrCat("cannot reach latpred server at ", options_.target,
+                                   ": ", result.message()));
+}
+
+absl::StatusOr<latpred::v1::RegisterDeviceResponse> Client::RegisterDevice(
+    const latpred::v1::RegisterDeviceRequest& request) {
+  return Call(&latpred::v1::LatencyPredictor::Stub::RegisterDevice, request);
+}
+
+absl::StatusOr<latpred::v1::ListDevicesResponse> Client::ListDevices(
+    const latpred::v1::ListDevicesRequest& request) {
+  return Call(&latpred::v1::LatencyPredictor::Stub::ListDevices, request);
+}
+
+absl::StatusOr<latpred::v1::Device> Client::GetDevice(
+    const latpred::v1::GetDeviceRequest& request) {
+  return Call(&latpred::v1::LatencyPredictor::Stub::GetDevice, request);
+}
+
+absl::StatusOr<latpred::v1::SubmitSamplesResponse> Client::SubmitSamples(
+    const latpred::v1::SubmitSamplesRequest& request) {
+  return Call(&latpred::v1::LatencyPredictor::Stub::SubmitSamples, request);
+}
+
+absl::StatusOr<latpred::v1::SuggestSamplesResponse> Client::SuggestSamples(
+    const latpred::v1::SuggestSamplesRequest& request) {
+  return Call(&latpred::v1::LatencyPredictor::Stub::SuggestSamples, request);
+}
+
+absl::StatusOr<latpred::v1::AdaptDeviceResponse> Client::AdaptDevice(
+    const latpred::v1::AdaptDeviceRequest& request) {
+  return Call(&latpred::v1::LatencyPredictor::Stub::AdaptDevice, request);
+}
+
+absl::StatusOr<latpred::v1::PredictLatencyResponse> Client::PredictLatency(
+    const latpred::v1::PredictLatencyRequest& request) {
+  return Call(&latpred::v1::LatencyPredictor::Stub::PredictLatency, request);
+}
+
+absl::StatusOr<latpred::v1::ServerInfo> Client::GetServerInfo() {
+  return Call(&latpred::v1::LatencyPredictor::Stub::GetServerInfo,
+              latpred::v1::GetServerInfoRequest());
+}
+
+absl::StatusOr<health::HealthCheckResponse::ServingStatus> Client::Health() {
+  return HealthWithin(options_.timeout);
+}
+
+absl::StatusOr<health::HealthCheckResponse::ServingStatus> Client::HealthWithin(
+    absl::Duration timeout) {
+  grpc::ClientContext context;
+  SetDeadline(context, timeout);
+  health::HealthCheckRequest request;  // service "": the server as a whole
+  health::HealthCheckResponse response;
+  grpc::Status status = health_stub_->Check(&context, request, &response);
+  if (!status.ok()) return CallError(status);
+  return response.status();
+}
+
+absl::Status Client::WaitUntilServing(absl::Duration timeout) {
+  const absl::Time deadline = absl::Now() + timeout;
+  std::string last = "no health check completed";
+  for (absl::Duration left = timeout; left > absl::ZeroDuration();
+       left = deadline - absl::Now()) {
+    absl::StatusOr<health::HealthCheckResponse::ServingStatus> serving =
+        HealthWithin(std::min(left, options_.timeout));
+    if (serving.ok() && *serving == health::HealthCheckResponse::SERVING) {
+      return absl::OkStatus();
+    }
+    last = serving.ok() ? health::HealthCheckResponse::ServingStatus_Name(*serving)
+                        : serving.status().ToString();
+    absl::SleepFor(std::min(kHealthPollInterval, deadline - absl::Now()));
+  }
+  return absl::DeadlineExceededError(
+      absl::StrCat("server at ", options_.target, " not SERVING after ",
+                   absl::FormatDuration(timeout), "; last: ", last));
+}
+
+}  // namespace latpred::client

@@ -1,1 +1,100 @@
-int main() { return 0; }
+// latpred-server: serves latency predictions over gRPC. Flags become Server::Options;
+// SIGINT or SIGTERM shuts it down cleanly.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <iostream>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_split.h"
+#include "latpred/service/server.h"
+
+ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "HOST:PORT to serve gRPC on (port 0: a free one)");
+ABSL_FLAG(std::string, store, "",
+          "store URI: a file path or sqlite:PATH (default: DATA_DIR/latpred.db)");
+ABSL_FLAG(std::string, data_dir, "",
+          "directory for the store (default: $XDG_DATA_HOME/latpred or ~/.local/share/latpred)");
+ABSL_FLAG(std::string, bundled_data, LATPRED_BUNDLED_DATA_DIR,
+          "directory of the bundled public measurements (help/, eagle/)");
+ABSL_FLAG(std::string, exclude_devices, "",
+          "comma-separated bundled devices to leave out of the source set on first import");
+ABSL_FLAG(int, max_batch, 16384, "largest PredictLatency / SubmitSamples batch accepted");
+ABSL_FLAG(int, threads, 0, "threads for training and inference (0: all cores)");
+ABSL_FLAG(int, epochs, 40, "training epochs of the base models");
+ABSL_FLAG(uint64_t, seed, 1, "random seed for training");
+
+namespace {
+
+// Accepts --data-dir as well as --data_dir: absl flag names use underscores.
+void NormaliseFlagNames(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    if (std::strncmp(argv[i], "--", 2) != 0) continue;
+    for (char* p = argv[i] + 2; *p != '\0' && *p != '='; ++p) {
+      if (*p == '-') *p = '_';
+    }
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::SetProgramUsageMessage(
+      "latpred-server: few-shot latency prediction for neural networks over gRPC.\n"
+      "On first start it imports the bundled measurements into the store and trains the\n"
+      "base models (progress on stderr); later starts load them. grpc.health.v1 reports\n"
+      "SERVING once the models are ready.\n\n"
+      "  latpred-server --listen 127.0.0.1:50051 --data-dir ~/.local/share/latpred\n"
+      "Flags may be spelled with - or _ (--data-dir, --data_dir).");
+  NormaliseFlagNames(argc, argv);
+  absl::ParseCommandLine(argc, argv);
+
+  // Signals are taken by a thread with sigwait, so no work happens in a handler.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  latpred::service::Options options;
+  options.listen = absl::GetFlag(FLAGS_listen);
+  options.store_uri = absl::GetFlag(FLAGS_store);
+  options.data_dir = absl::GetFlag(FLAGS_data_dir);
+  options.bundled_data_dir = absl::GetFlag(FLAGS_bundled_data);
+  for (absl::string_view d : absl::StrSplit(absl::GetFlag(FLAGS_exclude_devices), ',', absl::SkipEmpty())) {
+    options.exclude_devices.insert(std::string(d));
+  }
+  options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  options.threads = absl::GetFlag(FLAGS_threads);
+  options.train.epochs = absl::GetFlag(FLAGS_epochs);
+  options.train.seed = absl::GetFlag(FLAGS_seed);
+
+  auto server = latpred::service::Server::Create(options);
+  if (!server.ok()) {
+    std::cerr << "latpred-server: " << server.status().message() << std::endl;
+    return 1;
+  }
+  std::printf("latpred-server listening on port %d\n", (*server)->port());
+  std::fflush(stdout);
+
+  std::thread signal_waiter([&] {
+    int signal = 0;
+    sigwait(&signals, &signal);
+    std::cerr << "latpred-server: shutting down (signal " << signal << ")" << std::endl;
+    (*server)->Shutdown();
+  });
+  absl::Status ready = (*server)->WaitUntilReady();
+  if (!ready.ok()) {
+    if (!absl::IsCancelled(ready)) {
+      std::cerr << "latpred-server: cannot prepare models: " << ready.message() << std::endl;
+      std::_Exit(1);
+    }
+  } else {
+    std::cerr << "latpred-server: ready, serving" << std::endl;
+  }
+  (*server)->Wait();
+  signal_waiter.join();
+  return 0;
+}

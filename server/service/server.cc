@@ -1,1 +1,165 @@
-// placeholder
+#include "latpred/service/server.h"
+
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <grpcpp/health_check_service_interface.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <thread>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "latpred/core/search_space.h"
+#include "latpred/core/status_macros.h"
+#include "latpred/store/store.h"
+#include "job_queue.h"
+#include "model_manager.h"
+#include "model_registry.h"
+#include "service.h"
+
+namespace latpred::service {
+namespace {
+
+constexpr char kServiceName[] = "latpred.v1.LatencyPredictor";
+constexpr int kMaxMessageBytes = 64 << 20;
+
+// $XDG_DATA_HOME/latpred, else ~/.local/share/latpred, else ./latpred-data.
+std::string DefaultDataDir() {
+  if (const char* xdg = std::getenv("XDG_DATA_HOME"); xdg != nullptr && *xdg) {
+    return absl::StrCat(xdg, "/latpred");
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home) {
+    return absl::StrCat(home, "/.local/share/latpred");
+  }
+  return "latpred-data";
+}
+
+}  // namespace
+
+struct Server::State {
+  Options options;
+  std::unique_ptr<store::Store> store;
+  ModelRegistry registry;
+  std::unique_ptr<ModelManager> manager;
+  std::unique_ptr<JobQueue> jobs;
+  std::unique_ptr<LatencyPredictorService> service;
+  std::unique_ptr<grpc::Server> grpc_server;
+  int port = 0;
+  std::atomic<bool> ready{false};
+  std::atomic<bool> stopping{false};
+  absl::Notification prepared;
+  absl::Status prepare_status;  // written before `prepared` is notified
+  std::thread preparer;
+  absl::Mutex shutdown_mu;
+  bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
+
+  // Imports the bundled data, then loads or trains every space's models.
+  absl::Status Prepare() {
+    RETURN_IF_ERROR(ImportBundled(*store, options.bundled_data_dir, options.exclude_devices,
+                                  options.log));
+    predictor::TrainOptions train = options.train;
+    train.threads = options.threads;
+    train.cancelled = [this] { return stopping.load(); };
+    for (const std::string& space : core::SearchSpaceNames()) {
+      RETURN_IF_ERROR(manager->LoadOrTrainBase(space, train));
+      RETURN_IF_ERROR(manager->LoadHeads(space));
+    }
+    return absl::OkStatus();
+  }
+
+  void SetServing(bool serving) {
+    grpc::HealthCheckServiceInterface* health = grpc_server->GetHealthCheckService();
+    if (health == nullptr) return;
+    health->SetServingStatus(serving);
+    health->SetServingStatus(kServiceName, serving);
+  }
+};
+
+Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
+
+Server::~Server() { Shutdown(); }
+
+int Server::port() const { return state_->port; }
+
+absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
+  auto state = std::make_unique<State>();
+  state->options = options;
+  Options& opts = state->options;
+  if (!opts.log) opts.log = [](const std::string& line) { std::cerr << line << std::endl; };
+  if (opts.data_dir.empty()) opts.data_dir = DefaultDataDir();
+  if (opts.store_uri.empty()) opts.store_uri = opts.data_dir + "/latpred.db";
+  if (opts.max_batch < 1) return absl::InvalidArgumentError("--max-batch must be at least 1");
+  std::error_code ec;
+  std::filesystem::create_directories(opts.data_dir, ec);
+  if (ec) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("cannot create data directory ", opts.data_dir, ": ", ec.message()));
+  }
+  predictor::SetThreads(opts.threads);
+  ASSIGN_OR_RETURN(state->store, store::OpenStore(opts.store_uri));
+  opts.log(absl::StrCat("store: ", opts.store_uri, " (schema v", state->store->schema_version(), ")"));
+
+  state->manager = std::make_unique<ModelManager>(state->store.get(), &state->registry, opts.log);
+  state->jobs = std::make_unique<JobQueue>();
+  ServiceContext context;
+  context.store = state->store.get();
+  context.registry = &state->registry;
+  context.manager = state->manager.get();
+  context.jobs = state->jobs.get();
+  context.max_batch = opts.max_batch;
+  context.ready = &state->ready;
+  state->service = std::make_unique<LatencyPredictorService>(context);
+
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &state->port);
+  builder.RegisterService(state->service.get());
+  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxSendMessageSize(kMaxMessageBytes);
+  state->grpc_server = builder.BuildAndStart();
+  if (state->grpc_server == nullptr || state->port == 0) {
+    return absl::UnavailableError(absl::StrCat(
+        "cannot listen on ", opts.listen, " (address in use or not local?); try --listen ",
+        "127.0.0.1:0 for a free port"));
+  }
+  state->SetServing(false);
+
+  State* s = state.get();
+  state->preparer = std::thread([s] {
+    absl::Status status = s->Prepare();
+    if (status.ok()) {
+      s->ready.store(true, std::memory_order_release);
+      s->SetServing(true);
+    }
+    s->prepare_status = status;
+    s->prepared.Notify();
+  });
+  return std::unique_ptr<Server>(new Server(std::move(state)));
+}
+
+absl::Status Server::WaitUntilReady() {
+  state_->prepared.WaitForNotification();
+  return state_->prepare_status;
+}
+
+void Server::Wait() { state_->grpc_server->Wait(); }
+
+void Server::Shutdown() {
+  {
+    absl::MutexLock lock(&state_->shutdown_mu);
+    if (state_->shut_down) return;
+    state_->shut_down = true;
+  }
+  state_->stopping.store(true);
+  state_->SetServing(false);
+  state_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
+  if (state_->preparer.joinable()) state_->preparer.join();
+  state_->jobs.reset();  // finishes queued adaptations before the store closes
+}
+
+}  // namespace latpred::service

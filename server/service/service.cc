@@ -1,1 +1,409 @@
-// placeholder
+#include "service.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "grpc_status.h"
+#include "latpred/core/search_space.h"
+#include "latpred/core/status_macros.h"
+
+namespace latpred::service {
+namespace {
+
+constexpr size_t kMaxNameLength = 128;
+constexpr size_t kMaxLabelLength = 256;
+constexpr int kMaxSuggest = 1000;
+// How many invalid items an all-or-nothing SubmitSamples error lists.
+constexpr int kErrorsListed = 5;
+
+// Store spelling of a descriptor feature's source.
+std::string SourceName(v1::FeatureSource source) {
+  switch (source) {
+    case v1::FEATURE_SOURCE_COUNTER: return "counter";
+    case v1::FEATURE_SOURCE_MICROBENCHMARK: return "microbenchmark";
+    case v1::FEATURE_SOURCE_REFERENCE_LATENCY: return "reference_latency";
+    default: return "unspecified";
+  }
+}
+
+v1::FeatureSource SourceEnum(const std::string& name) {
+  if (name == "counter") return v1::FEATURE_SOURCE_COUNTER;
+  if (name == "microbenchmark") return v1::FEATURE_SOURCE_MICROBENCHMARK;
+  if (name == "reference_latency") return v1::FEATURE_SOURCE_REFERENCE_LATENCY;
+  return v1::FEATURE_SOURCE_UNSPECIFIED;
+}
+
+// A short, printable excerpt of user input for error messages.
+std::string Excerpt(const std::string& s) {
+  std::string out;
+  for (char c : s.substr(0, 40)) out += (c >= 32 && c < 127) ? c : '?';
+  if (s.size() > 40) absl::StrAppend(&out, "... (", s.size(), " bytes)");
+  return out;
+}
+
+// Device names: 1-128 characters of [A-Za-z0-9._:-].
+absl::Status ValidateDeviceName(const std::string& name) {
+  if (name.empty()) return absl::InvalidArgumentError("device name is empty");
+  if (name.size() > kMaxNameLength) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device name '", Excerpt(name), "' is longer than ", kMaxNameLength));
+  }
+  for (char c : name) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-' ||
+          c == ':')) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "device name '", Excerpt(name), "' may only hold letters, digits and . _ - :"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+// Parses every architecture of a batch; the error names the item and the reason.
+absl::StatusOr<std::vector<core::Architecture>> ParseBatch(
+    const core::SearchSpace& space, const google::protobuf::RepeatedPtrField<std::string>& archs,
+    const char* field) {
+  std::vector<core::Architecture> out;
+  out.reserve(archs.size());
+  for (int i = 0; i < archs.size(); ++i) {
+    auto arch = space.Parse(archs[i]);
+    if (!arch.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(field, "[", i, "]: ", arch.status().message()));
+    }
+    out.push_back(std::move(*arch));
+  }
+  return out;
+}
+
+absl::Status CheckBatchSize(int size, int limit, const char* what) {
+  if (size == 0) return absl::InvalidArgumentError(absl::StrCat("empty batch: no ", what));
+  if (size > limit) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "batch of ", size, " ", what, " exceeds the server's limit of ", limit,
+        " (--max-batch); split it"));
+  }
+  return absl::OkStatus();
+}
+
+void FillFit(const predictor::FitStats& fit, v1::FitStats* out) {
+  out->set_samples(fit.samples);
+  out->set_fit_spearman(fit.fit_spearman);
+  out->set_fit_mape(fit.fit_mape);
+  out->set_loo_mape(fit.loo_mape);
+  out->set_seconds(fit.seconds);
+}
+
+// Finishes a reactor with the status of work done inline.
+grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context,
+                                     const absl::Status& status) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(ToGrpcStatus(status));
+  return reactor;
+}
+
+}  // namespace
+
+absl::Status LatencyPredictorService::CheckReady() const {
+  if (!ctx_.ready->load(std::memory_order_acquire)) {
+    return absl::UnavailableError(
+        "latpred is still preparing its models; retry when grpc.health.v1 reports SERVING");
+  }
+  return absl::OkStatus();
+}
+
+void LatencyPredictorService::FillDevice(const store::Device& device,
+                                         const std::map<std::string, int64_t>& counts,
+                                         v1::Device* out) const {
+  out->set_name(device.name);
+  out->mutable_labels()->insert(device.labels.begin(), device.labels.end());
+  for (const store::DescriptorFeature& f : device.descriptor) {
+    v1::DescriptorFeature* feature = out->add_features();
+    feature->set_name(f.name);
+    feature->set_value(f.value);
+    feature->set_source(SourceEnum(f.source));
+    feature->set_unit(f.unit);
+  }
+  out->set_source(device.source);
+  out->set_created_unix_ms(device.created_unix_ms);
+  out->set_updated_unix_ms(device.updated_unix_ms);
+  for (const std::string& space : core::SearchSpaceNames()) {
+    auto count = counts.find(space);
+    auto head = ctx_.registry->GetHead(device.name, space);
+    if ((count == counts.end() || count->second == 0) && head == nullptr) continue;
+    v1::SpaceState* state = out->add_spaces();
+    state->set_space(space);
+    state->set_sample_count(count == counts.end() ? 0 : count->second);
+    state->set_state(head == nullptr ? v1::MODEL_STATE_NONE : head->state);
+    if (head != nullptr) {
+      state->set_model_version(head->version);
+      if (head->state == v1::MODEL_STATE_ADAPTED) FillFit(head->head.fit, state->mutable_fit());
+    }
+  }
+}
+
+absl::Status LatencyPredictorService::DoRegisterDevice(const v1::RegisterDeviceRequest& request,
+                                                       v1::RegisterDeviceResponse* response) {
+  RETURN_IF_ERROR(CheckReady());
+  RETURN_IF_ERROR(ValidateDeviceName(request.name()));
+  store::Device device;
+  device.name = request.name();
+  for (const auto& [key, value] : request.labels()) {
+    if (key.empty() || key.size() > kMaxNameLength || value.size() > kMaxLabelLength) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "label '", Excerpt(key), "': keys need 1-", kMaxNameLength, " characters, values at most ",
+          kMaxLabelLength));
+    }
+    device.labels[key] = value;
+  }
+  for (int i = 0; i < request.features_size(); ++i) {
+    const v1::DescriptorFeature& f = request.features(i);
+    if (f.name().empty() || f.name().size() > 4 * kMaxNameLength) {
+      return absl::InvalidArgumentError(absl::StrCat("features[", i, "]: name is empty or too long"));
+    }
+    if (!std::isfinite(f.value())) {
+      return absl::InvalidArgumentError(absl::StrCat("features[", i, "] '", Excerpt(f.name()),
+                                                     "': value must be finite, got ", f.value()));
+    }
+    device.descriptor.push_back(
+        store::DescriptorFeature{f.name(), f.value(), SourceName(f.source()), f.unit()});
+  }
+  auto existing = ctx_.store->GetDevice(device.name);
+  if (existing.ok() && existing->source) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", device.name, "' is a bundled source device; register the new device under another name"));
+  }
+  if (!existing.ok() && !absl::IsNotFound(existing.status())) return existing.status();
+  ASSIGN_OR_RETURN(bool created, ctx_.store->UpsertDevice(device));
+  ASSIGN_OR_RETURN(store::Device stored, ctx_.store->GetDevice(device.name));
+  for (const std::string& space : core::SearchSpaceNames()) {
+    RETURN_IF_ERROR(ctx_.manager->RefreshZeroShot(stored, space));
+  }
+  ASSIGN_OR_RETURN(auto counts, ctx_.store->CountSamples(device.name));
+  response->set_created(created);
+  FillDevice(stored, counts, response->mutable_device());
+  return absl::OkStatus();
+}
+
+absl::Status LatencyPredictorService::DoListDevices(const v1::ListDevicesRequest& request,
+                                                    v1::ListDevicesResponse* response) {
+  RETURN_IF_ERROR(CheckReady());
+  ASSIGN_OR_RETURN(std::vector<store::Device> devices, ctx_.store->ListDevices());
+  ASSIGN_OR_RETURN(auto counts, ctx_.store->CountAllSamples());
+  for (const store::Device& d : devices) {
+    if (request.registered_only() && d.source) continue;
+    FillDevice(d, counts[d.name], response->add_devices());
+  }
+  return absl::OkStatus();
+}
+
+absl::Status LatencyPredictorService::DoGetDevice(const v1::GetDeviceRequest& request,
+                                                  v1::Device* response) {
+  RETURN_IF_ERROR(CheckReady());
+  RETURN_IF_ERROR(ValidateDeviceName(request.name()));
+  ASSIGN_OR_RETURN(store::Device device, ctx_.store->GetDevice(request.name()));
+  ASSIGN_OR_RETURN(auto counts, ctx_.store->CountSamples(request.name()));
+  FillDevice(device, counts, response);
+  return absl::OkStatus();
+}
+
+absl::Status LatencyPredictorService::DoSubmitSamples(const v1::SubmitSamplesRequest& request,
+                                                      v1::SubmitSamplesResponse* response) {
+  RETURN_IF_ERROR(CheckReady());
+  RETURN_IF_ERROR(ValidateDeviceName(request.device()));
+  ASSIGN_OR_RETURN(const core::SearchSpace* space, core::GetSearchSpace(request.space()));
+  RETURN_IF_ERROR(CheckBatchSize(request.samples_size(), ctx_.max_batch, "samples"));
+  ASSIGN_OR_RETURN(store::Device device, ctx_.store->GetDevice(request.device()));
+  if (device.source) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "'", device.name, "' is a bundled source device; its measurements are read-only"));
+  }
+  std::vector<store::Sample> valid;
+  std::vector<std::string> errors;
+  for (int i = 0; i < request.samples_size(); ++i) {
+    const v1::Sample& s = request.samples(i);
+    v1::SampleResult* result = response->add_results();
+    result->set_index(i);
+    std::string error;
+    auto arch = space->Parse(s.arch());
+    if (!arch.ok()) {
+      error = std::string(arch.status().message());
+    } else if (!(s.latency_ms() > 0) || !std::isfinite(s.latency_ms())) {
+      error = absl::StrCat("latency_ms must be a positive finite number, got ", s.latency_ms());
+    } else if (s.repeats() < 0 || !(s.spread_ms() >= 0) || !std::isfinite(s.spread_ms())) {
+      error = "repeats and spread_ms must be non-negative";
+    }
+    if (!error.empty()) {
+      result->set_error(error);
+      if (errors.size() < kErrorsListed) {
+        errors.push_back(absl::StrCat("samples[", i, "] (arch '", Excerpt(s.arch()), "'): ", error));
+      }
+      continue;
+    }
+    result->set_accepted(true);
+    result->set_canonical_arch(space->Canonical(*arch));
+    valid.push_back(store::Sample{result->canonical_arch(), s.latency_ms(), s.repeats(), s.spread_ms()});
+  }
+  const int rejected = request.samples_size() - static_cast<int>(valid.size());
+  if (rejected > 0 && !request.partial()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        rejected, " of ", request.samples_size(), " samples are invalid, nothing was stored: ",
+        absl::StrJoin(errors, "; ")));
+  }
+  if (!valid.empty()) {
+    RETURN_IF_ERROR(ctx_.store->PutSamples(request.device(), request.space(), valid));
+  }
+  response->set_accepted(static_cast<int>(valid.size()));
+  response->set_rejected(rejected);
+  ASSIGN_OR_RETURN(auto counts, ctx_.store->CountSamples(request.device()));
+  response->set_sample_count(counts[request.space()]);
+  return absl::OkStatus();
+}
+
+absl::Status LatencyPredictorService::DoSuggestSamples(const v1::SuggestSamplesRequest& request,
+                                                       v1::SuggestSamplesResponse* response) {
+  RETURN_IF_ERROR(CheckReady());
+  RETURN_IF_ERROR(ValidateDeviceName(request.device()));
+  ASSIGN_OR_RETURN(const core::SearchSpace* space, core::GetSearchSpace(request.space()));
+  if (request.k() < 1 || request.k() > kMaxSuggest) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("k must be between 1 and ", kMaxSuggest, ", got ", request.k()));
+  }
+  ASSIGN_OR_RETURN(store::Device device, ctx_.store->GetDevice(request.device()));
+  BaseEntry base = ctx_.registry->GetBase(request.space());
+  if (base.model == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("no base model for ", request.space()));
+  }
+  std::shared_ptr<const std::vector<core::Architecture>> pool;
+  if (request.candidates_size() > 0) {
+    if (request.candidates_size() > ctx_.max_batch) {
+      return CheckBatchSize(request.candidates_size(), ctx_.max_batch, "candidates");
+    }
+    ASSIGN_OR_RETURN(auto parsed, ParseBatch(*space, request.candidates(), "candidates"));
+    pool = std::make_shared<const std::vector<core::Architecture>>(std::move(parsed));
+  } else {
+    pool = ctx_.manager->Candidates(request.space());
+  }
+  ASSIGN_OR_RETURN(std::vector<store::Sample> samples,
+                   ctx_.store->GetSamples(device.name, request.space()));
+  std::vector<core::Architecture> measured;
+  for (const store::Sample& s : samples) {
+    ASSIGN_OR_RETURN(core::Architecture arch, space->Parse(s.arch));
+    measured.push_back(std::move(arch));
+  }
+  for (int index : base.model->Suggest(*pool, measured, request.k())) {
+    response->add_archs(space->Canonical((*pool)[index]));
+  }
+  response->set_strategy("d-optimal");
+  return absl::OkStatus();
+}
+
+absl::Status LatencyPredictorService::DoPredictLatency(const v1::PredictLatencyRequest& request,
+                                                       v1::PredictLatencyResponse* response) {
+  RETURN_IF_ERROR(CheckReady());
+  RETURN_IF_ERROR(ValidateDeviceName(request.device()));
+  ASSIGN_OR_RETURN(const core::SearchSpace* space, core::GetSearchSpace(request.space()));
+  RETURN_IF_ERROR(CheckBatchSize(request.archs_size(), ctx_.max_batch, "architectures"));
+  std::shared_ptr<const HeadEntry> head = ctx_.registry->GetHead(request.device(), request.space());
+  if (head == nullptr) {
+    // Off the hot path: say whether the device is unknown or just has no model yet.
+    RETURN_IF_ERROR(ctx_.store->GetDevice(request.device()).status());
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device '", request.device(), "' has no ", request.space(),
+        " model yet: submit samples and call AdaptDevice, or register a descriptor for a "
+        "zero-shot prediction"));
+  }
+  BaseEntry base = ctx_.registry->GetBase(request.space());
+  ASSIGN_OR_RETURN(std::vector<core::Architecture> archs,
+                   ParseBatch(*space, request.archs(), "archs"));
+  response->mutable_latency_ms()->Resize(static_cast<int>(archs.size()), 0.0);
+  base.model->Predict(head->head, archs, response->mutable_latency_ms()->mutable_data());
+  response->set_model_version(head->version);
+  response->set_state(head->state);
+  response->set_zero_shot(head->state == v1::MODEL_STATE_ZERO_SHOT);
+  return absl::OkStatus();
+}
+
+grpc::ServerUnaryReactor* LatencyPredictorService::RegisterDevice(
+    grpc::CallbackServerContext* context, const v1::RegisterDeviceRequest* request,
+    v1::RegisterDeviceResponse* response) {
+  return FinishWith(context, DoRegisterDevice(*request, response));
+}
+
+grpc::ServerUnaryReactor* LatencyPredictorService::ListDevices(
+    grpc::CallbackServerContext* context, const v1::ListDevicesRequest* request,
+    v1::ListDevicesResponse* response) {
+  return FinishWith(context, DoListDevices(*request, response));
+}
+
+grpc::ServerUnaryReactor* LatencyPredictorService::GetDevice(grpc::CallbackServerContext* context,
+                                                             const v1::GetDeviceRequest* request,
+                                                             v1::Device* response) {
+  return FinishWith(context, DoGetDevice(*request, response));
+}
+
+grpc::ServerUnaryReactor* LatencyPredictorService::SubmitSamples(
+    grpc::CallbackServerContext* context, const v1::SubmitSamplesRequest* request,
+    v1::SubmitSamplesResponse* response) {
+  return FinishWith(context, DoSubmitSamples(*request, response));
+}
+
+grpc::ServerUnaryReactor* LatencyPredictorService::SuggestSamples(
+    grpc::CallbackServerContext* context, const v1::SuggestSamplesRequest* request,
+    v1::SuggestSamplesResponse* response) {
+  return FinishWith(context, DoSuggestSamples(*request, response));
+}
+
+grpc::ServerUnaryReactor* LatencyPredictorService::PredictLatency(
+    grpc::CallbackServerContext* context, const v1::PredictLatencyRequest* request,
+    v1::PredictLatencyResponse* response) {
+  return FinishWith(context, DoPredictLatency(*request, response));
+}
+
+grpc::ServerUnaryReactor* LatencyPredictorService::GetServerInfo(
+    grpc::CallbackServerContext* context, const v1::GetServerInfoRequest*,
+    v1::ServerInfo* response) {
+  response->set_version(LATPRED_VERSION);
+  for (const std::string& space : core::SearchSpaceNames()) response->add_spaces(space);
+  response->set_max_batch(ctx_.max_batch);
+  response->set_ready(ctx_.ready->load());
+  return FinishWith(context, absl::OkStatus());
+}
+
+grpc::ServerUnaryReactor* LatencyPredictorService::AdaptDevice(
+    grpc::CallbackServerContext* context, const v1::AdaptDeviceRequest* request,
+    v1::AdaptDeviceResponse* response) {
+  // Cheap checks inline; the fit itself runs on the job queue, which finishes the call.
+  absl::Status status = CheckReady();
+  if (status.ok()) status = ValidateDeviceName(request->device());
+  if (status.ok()) status = core::GetSearchSpace(request->space()).status();
+  if (status.ok()) status = ctx_.store->GetDevice(request->device()).status();
+  if (!status.ok()) return FinishWith(context, status);
+
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  const std::string device = request->device(), space = request->space();
+  ModelManager* manager = ctx_.manager;
+  if (request->no_wait()) {
+    bool queued = ctx_.jobs->Post([manager, device, space] { (void)manager->Adapt(device, space); });
+    response->set_pending(true);
+    reactor->Finish(queued ? grpc::Status::OK
+                           : ToGrpcStatus(absl::UnavailableError("server is shutting down")));
+    return reactor;
+  }
+  bool queued = ctx_.jobs->Post([manager, device, space, reactor, response] {
+    auto entry = manager->Adapt(device, space);
+    if (entry.ok()) {
+      response->set_model_version((*entry)->version);
+      response->set_state((*entry)->state);
+      FillFit((*entry)->head.fit, response->mutable_fit());
+    }
+    reactor->Finish(ToGrpcStatus(entry.status()));
+  });
+  if (!queued) reactor->Finish(ToGrpcStatus(absl::UnavailableError("server is shutting down")));
+  return reactor;
+}
+
+}  // namespace latpred::service

@@ -1,1 +1,938 @@
-// placeholder
+// SQLite implementation of Store: one WAL-mode connection serialised by a mutex, one
+// transaction per write, schema versioned by PRAGMA user_version.
+#include "sqlite_store.h"
+
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <filesystem>
+#include <iterator>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "latpred/core/status_macros.h"
+#include "latpred/store/store.h"
+
+namespace latpred::store {
+namespace {
+
+// Schema migrations in order: a database at version N has had the first N applied,
+// each in its own transaction. Append new steps; never edit one that has shipped.
+constexpr const char* kMigrations[] = {
+    // 1: devices, descriptors, samples, models, settings. descriptor_features.position
+    // keeps the caller's feature order. samples has no foreign key (PutSamples checks
+    // the device; per-row checks slow bulk imports). models keeps rowids since large
+    // blobs do not suit WITHOUT ROWID.
+    R"sql(
+CREATE TABLE devices (
+  name TEXT NOT NULL PRIMARY KEY,
+  labels_json TEXT NOT NULL,
+  source INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  updated_ms INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE descriptor_features (
+  device TEXT NOT NULL REFERENCES devices(name) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  value REAL NOT NULL,
+  source TEXT NOT NULL,
+  unit TEXT NOT NULL,
+  PRIMARY KEY (device, name)
+) WITHOUT ROWID;
+CREATE TABLE samples (
+  device TEXT NOT NULL,
+  space TEXT NOT NULL,
+  arch TEXT NOT NULL,
+  latency_ms REAL NOT NULL,
+  repeats INTEGER NOT NULL,
+  spread_ms REAL NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (device, space, arch)
+) WITHOUT ROWID;
+CREATE TABLE models (
+  device TEXT NOT NULL,
+  space TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  base_version INTEGER NOT NULL,
+  blob BLOB NOT NULL,
+  meta_json TEXT NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (device, space, version)
+);
+CREATE TABLE settings (
+  key TEXT NOT NULL PRIMARY KEY,
+  value TEXT NOT NULL
+) WITHOUT ROWID;
+)sql",
+};
+constexpr int kLatestSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+// Debian's Abseil has its own string_view, which StrCat does not take from std.
+absl::string_view AbslView(std::string_view s) {
+  return absl::string_view(s.data(), s.size());
+}
+
+// Milliseconds since the Unix epoch.
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// Turns a failed SQLite call into a Status: UNAVAILABLE when the database is busy or
+// locked (worth retrying), INTERNAL otherwise.
+absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
+  std::string message =
+      absl::StrCat("sqlite: ", what, ": ", sqlite3_errmsg(db), " (code ", rc, ")");
+  const int primary = rc & 0xff;
+  if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
+    return absl::UnavailableError(std::move(message));
+  }
+  return absl::InternalError(std::move(message));
+}
+
+// Runs one or more SQL statements that return nothing of interest.
+absl::Status Exec(sqlite3* db, const char* sql, absl::string_view what) {
+  const int rc = sqlite3_exec(db, sql, nullptr, nullptr, nullptr);
+  if (rc != SQLITE_OK) return SqliteError(db, rc, what);
+  return absl::OkStatus();
+}
+
+// A prepared statement. Bind failures are remembered and reported by the next Step so
+// that call sites check one status per execution.
+class Statement {
+ public:
+  // Compiles sql; `what` describes the operation in error messages.
+  static absl::StatusOr<Statement> Prepare(sqlite3* db, std::string_view sql,
+                                           absl::string_view what) {
+    sqlite3_stmt* stmt = nullptr;
+    const int rc =
+        sqlite3_prepare_v2(db, sql.data(), static_cast<int>(sql.size()), &stmt, nullptr);
+    if (rc != SQLITE_OK) {
+      sqlite3_finalize(stmt);
+      return SqliteError(db, rc, what);
+    }
+    return Statement(db, stmt, what);
+  }
+
+  Statement(Statement&& other) noexcept
+      : db_(other.db_),
+        stmt_(std::exchange(other.stmt_, nullptr)),
+        what_(std::move(other.what_)),
+        bind_rc_(other.bind_rc_) {}
+  Statement& operator=(Statement&&) = delete;
+  ~Statement() { sqlite3_finalize(stmt_); }
+
+  void BindText(int index, std::string_view text) {
+    Note(sqlite3_bind_text64(stmt_, index, NonNull(text), text.size(), SQLITE_TRANSIENT,
+                             SQLITE_UTF8));
+  }
+  void BindBlob(int index, std::string_view bytes) {
+    Note(sqlite3_bind_blob64(stmt_, index, NonNull(bytes), bytes.size(),
+                             SQLITE_TRANSIENT));
+  }
+  void BindInt(int index, int64_t value) {
+    Note(sqlite3_bind_int64(stmt_, index, value));
+  }
+  void BindDouble(int index, double value) {
+    Note(sqlite3_bind_double(stmt_, index, value));
+  }
+
+  // Advances the statement: true when a row is available, false when done.
+  absl::StatusOr<bool> Step() {
+    if (bind_rc_ != SQLITE_OK) return SqliteError(db_, bind_rc_, what_);
+    const int rc = sqlite3_step(stmt_);
+    if (rc == SQLITE_ROW) return true;
+    if (rc == SQLITE_DONE) return false;
+    return SqliteError(db_, rc, what_);
+  }
+  // Executes a statement whose result rows, if any, are not needed.
+  absl::Status Run() { return Step().status(); }
+  // Makes the statement ready to run again; bindings are kept until rebound.
+  void Reset() { sqlite3_reset(stmt_); }
+
+  int64_t ColumnInt(int index) const { return sqlite3_column_int64(stmt_, index); }
+  double ColumnDouble(int index) const { return sqlite3_column_double(stmt_, index); }
+  std::string ColumnText(int index) const {
+    const unsigned char* text = sqlite3_column_text(stmt_, index);
+    const int size = sqlite3_column_bytes(stmt_, index);
+    if (text == nullptr) return std::string();
+    return std::string(reinterpret_cast<const char*>(text), size);
+  }
+  std::string ColumnBlob(int index) const {
+    const void* bytes = sqlite3_column_blob(stmt_, index);
+    const int size = sqlite3_column_bytes(stmt_, index);
+    if (bytes == nullptr) return std::string();
+    return std::string(static_cast<const char*>(bytes), size);
+  }
+
+ private:
+  Statement(sqlite3* db, sqlite3_stmt* stmt, absl::string_view what)
+      : db_(db), stmt_(stmt), what_(what) {}
+
+  // An empty string_view may carry a null pointer, which SQLite would store as NULL.
+  static const char* NonNull(std::string_view s) {
+    return s.data() == nullptr ? "" : s.data();
+  }
+  void Note(int rc) {
+    if (bind_rc_ == SQLITE_OK) bind_rc_ = rc;
+  }
+
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+  std::string what_;
+  int bind_rc_ = SQLITE_OK;
+};
+
+enum class TxnMode { kRead, kWrite };
+
+// Runs body inside a transaction (BEGIN IMMEDIATE for writes, so the write lock is
+// taken up front and waits under busy_timeout), committing when it succeeds and rolling
+// back otherwise.
+template <typename Body>
+absl::Status InTransaction(sqlite3* db, TxnMode mode, absl::string_view what,
+                           Body&& body) {
+  RETURN_IF_ERROR(Exec(db, mode == TxnMode::kWrite ? "BEGIN IMMEDIATE" : "BEGIN",
+                       absl::StrCat("beginning transaction for ", what)));
+  absl::Status status = body();
+  if (status.ok()) {
+    status = Exec(db, "COMMIT", absl::StrCat("committing ", what));
+  }
+  if (!status.ok() && !sqlite3_get_autocommit(db)) {
+    sqlite3_exec(db, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  return status;
+}
+
+// Appends s to out as a JSON string literal; control characters become \u00XX.
+void AppendJsonString(std::string_view s, std::string& out) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  out.push_back('"');
+  for (const char ch : s) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    if (c == '"' || c == '\\') {
+      out.push_back('\\');
+      out.push_back(ch);
+    } else if (c < 0x20) {
+      out.append("\\u00");
+      out.push_back(kHex[c >> 4]);
+      out.push_back(kHex[c & 0xf]);
+    } else {
+      out.push_back(ch);
+    }
+  }
+  out.push_back('"');
+}
+
+// Encodes labels as a JSON object of strings, keys in map order.
+std::string EncodeLabelsJson(const std::map<std::string, std::string>& labels) {
+  std::string out = "{";
+  for (const auto& [key, value] : labels) {
+    if (out.size() > 1) out.push_back(',');
+    AppendJsonString(key, out);
+    out.push_back(':');
+    AppendJsonString(value, out);
+  }
+  out.push_back('}');
+  return out;
+}
+
+// Reads a JSON object whose values are all strings (what EncodeLabelsJson writes, plus
+// any valid JSON spelling of it: whitespace, every string escape, surrogate pairs).
+class LabelsJsonParser {
+ public:
+  explicit LabelsJsonParser(std::string_view text) : text_(text) {}
+
+  // Parses the whole text, or returns nullopt when it is not such an object.
+  std::optional<std::map<std::string, std::string>> Parse() {
+    std::map<std::string, std::string> labels;
+    SkipSpace();
+    if (!Consume('{')) return std::nullopt;
+    SkipSpace();
+    if (!Consume('}')) {
+      while (true) {
+        std::string key;
+        std::string value;
+        SkipSpace();
+        if (!ParseString(key)) return std::nullopt;
+        SkipSpace();
+        if (!Consume(':')) return std::nullopt;
+        SkipSpace();
+        if (!ParseString(value)) return std::nullopt;
+        labels[std::move(key)] = std::move(value);
+        SkipSpace();
+        if (Consume('}')) break;
+        if (!Consume(',')) return std::nullopt;
+      }
+    }
+    SkipSpace();
+    if (pos_ != text_.size()) return std::nullopt;
+    return labels;
+  }
+
+ private:
+  void SkipSpace() {
+    while (pos_ < text_.size() && (text_[pos_] == ' ' || text_[pos_] == '\t' ||
+                                   text_[pos_] == '\n' || text_[pos_] == '\r')) {
+      ++pos_;
+    }
+  }
+
+  bool Consume(char c) {
+    if (pos_ >= text_.size() || text_[pos_] != c) return false;
+    ++pos_;
+    return true;
+  }
+
+  // Reads four hex digits into code.
+  bool ParseHex4(uint32_t& code) {
+    if (text_.size() - pos_ < 4) return false;
+    code = 0;
+    for (int i = 0; i < 4; ++i) {
+      const char c = text_[pos_++];
+      uint32_t digit;
+      if (c >= '0' && c <= '9') {
+        digit = c - '0';
+      } else if (c >= 'a' && c <= 'f') {
+        digit = c - 'a' + 10;
+      } else if (c >= 'A' && c <= 'F') {
+        digit = c - 'A' + 10;
+      } else {
+        return false;
+      }
+      code = code * 16 + digit;
+    }
+    return true;
+  }
+
+  // Reads the code point of a \u escape (the "\u" already consumed), joining a
+  // surrogate pair into one code point.
+  bool ParseUnicodeEscape(uint32_t& code) {
+    if (!ParseHex4(code)) return false;
+    if (code >= 0xDC00 && code <= 0xDFFF) return false;  // lone low surrogate
+    if (code < 0xD800 || code > 0xDBFF) return true;
+    uint32_t low;
+    if (!Consume('\\') || !Consume('u') || !ParseHex4(low)) return false;
+    if (low < 0xDC00 || low > 0xDFFF) return false;
+    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00);
+    return true;
+  }
+
+  static void AppendUtf8(uint32_t code, std::string& out) {
+    if (code < 0x80) {
+      out.push_back(static_cast<char>(code));
+    } else if (code < 0x800) {
+      out.push_back(static_cast<char>(0xC0 | (code >> 6)));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+    } else if (code < 0x10000) {
+      out.push_back(static_cast<char>(0xE0 | (code >> 12)));
+      out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+    } else {
+      out.push_back(static_cast<char>(0xF0 | (code >> 18)));
+      out.push_back(static_cast<char>(0x80 | ((code >> 12) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | ((code >> 6) & 0x3F)));
+      out.push_back(static_cast<char>(0x80 | (code & 0x3F)));
+    }
+  }
+
+  // Reads a string literal, decoding its escapes into out.
+  bool ParseString(std::string& out) {
+    if (!Consume('"')) return false;
+    while (pos_ < text_.size()) {
+      const char c = text_[pos_++];
+      if (c == '"') return true;
+      if (static_cast<unsigned char>(c) < 0x20) return false;
+      if (c != '\\') {
+        out.push_back(c);
+        continue;
+      }
+      if (pos_ >= text_.size()) return false;
+      switch (text_[pos_++]) {
+        case '"':
+          out.push_back('"');
+          break;
+        case '\\':
+          out.push_back('\\');
+          break;
+        case '/':
+          out.push_back('/');
+          break;
+        case 'b':
+          out.push_back('\b');
+          break;
+        case 'f':
+          out.push_back('\f');
+          break;
+        case 'n':
+          out.push_back('\n');
+          break;
+        case 'r':
+          out.push_back('\r');
+          break;
+        case 't':
+          out.push_back('\t');
+          break;
+        case 'u': {
+          uint32_t code;
+          if (!ParseUnicodeEscape(code)) return false;
+          AppendUtf8(code, out);
+          break;
+        }
+        default:
+          return false;
+      }
+    }
+    return false;
+  }
+
+  std::string_view text_;
+  size_t pos_ = 0;
+};
+
+// Reads PRAGMA user_version.
+absl::StatusOr<int> ReadSchemaVersion(sqlite3* db, const std::string& path) {
+  const std::string what = absl::StrCat("reading schema version of ", path);
+  ASSIGN_OR_RETURN(Statement stmt, Statement::Prepare(db, "PRAGMA user_version", what));
+  ASSIGN_OR_RETURN(const bool row, stmt.Step());
+  if (!row) return absl::InternalError(absl::StrCat("sqlite: ", what, ": no result"));
+  return static_cast<int>(stmt.ColumnInt(0));
+}
+
+// Applies the migrations the database lacks, one transaction each, and returns the
+// resulting schema version. The version is re-read under the write lock, so processes
+// opening the same new file concurrently migrate it once.
+absl::StatusOr<int> Migrate(sqlite3* db, const std::string& path) {
+  ASSIGN_OR_RETURN(int version, ReadSchemaVersion(db, path));
+  while (true) {
+    if (version > kLatestSchemaVersion) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("store ", path, " has schema version ", version,
+                       ", newer than the latest this build knows (", kLatestSchemaVersion,
+                       "); use a newer latpred"));
+    }
+    if (version == kLatestSchemaVersion) return version;
+    const std::string what =
+        absl::StrCat("migrating ", path, " to schema version ", version + 1);
+    RETURN_IF_ERROR(InTransaction(db, TxnMode::kWrite, what, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(version, ReadSchemaVersion(db, path));
+      if (version >= kLatestSchemaVersion) return absl::OkStatus();
+      RETURN_IF_ERROR(Exec(db, kMigrations[version], what));
+      ++version;
+      return Exec(db, absl::StrCat("PRAGMA user_version = ", version).c_str(), what);
+    }));
+  }
+}
+
+// Device name, labels, source flag and timestamps from a devices row selected as
+// (name, labels_json, source, created_ms, updated_ms).
+absl::StatusOr<Device> ReadDeviceRow(const Statement& stmt) {
+  Device device;
+  device.name = stmt.ColumnText(0);
+  const std::string labels_json = stmt.ColumnText(1);
+  std::optional<std::map<std::string, std::string>> labels =
+      LabelsJsonParser(labels_json).Parse();
+  if (!labels.has_value()) {
+    return absl::InternalError(absl::StrCat("corrupt labels_json of device \"",
+                                            device.name, "\": ", labels_json));
+  }
+  device.labels = *std::move(labels);
+  device.source = stmt.ColumnInt(2) != 0;
+  device.created_unix_ms = stmt.ColumnInt(3);
+  device.updated_unix_ms = stmt.ColumnInt(4);
+  return device;
+}
+
+// A descriptor feature from a row selected as (name, value, source, unit) at offset.
+DescriptorFeature ReadFeatureRow(const Statement& stmt, int offset) {
+  DescriptorFeature feature;
+  feature.name = stmt.ColumnText(offset);
+  feature.value = stmt.ColumnDouble(offset + 1);
+  feature.source = stmt.ColumnText(offset + 2);
+  feature.unit = stmt.ColumnText(offset + 3);
+  return feature;
+}
+
+constexpr char kModelColumns[] =
+    "m.device, m.space, m.version, m.base_version, m.blob, m.meta_json, m.created_ms";
+
+// A model from a row selected as kModelColumns.
+ModelRecord ReadModelRow(const Statement& stmt) {
+  ModelRecord model;
+  model.device = stmt.ColumnText(0);
+  model.space = stmt.ColumnText(1);
+  model.version = stmt.ColumnInt(2);
+  model.base_version = stmt.ColumnInt(3);
+  model.blob = stmt.ColumnBlob(4);
+  model.meta_json = stmt.ColumnText(5);
+  model.created_unix_ms = stmt.ColumnInt(6);
+  return model;
+}
+
+absl::Status DeviceNotFound(std::string_view name) {
+  return absl::NotFoundError(absl::StrCat("device \"", AbslView(name), "\" not found"));
+}
+
+class SqliteStore final : public Store {
+ public:
+  SqliteStore(sqlite3* db, int schema_version)
+      : db_(db), schema_version_(schema_version) {}
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+  ~SqliteStore() override { sqlite3_close_v2(db_); }
+
+  // Upserts the device row (keeping created_ms) and replaces its descriptor.
+  absl::StatusOr<bool> UpsertDevice(const Device& device) override {
+    if (device.name.empty()) return absl::InvalidArgumentError("device name is empty");
+    std::set<std::string_view> names;
+    for (const DescriptorFeature& feature : device.descriptor) {
+      if (!names.insert(feature.name).second) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("device \"", device.name, "\": duplicate descriptor feature \"",
+                         feature.name, "\""));
+      }
+      if (!std::isfinite(feature.value)) {
+        return absl::InvalidArgumentError(absl::StrCat("device \"", device.name,
+                                                       "\": descriptor feature \"",
+                                                       feature.name, "\" is not finite"));
+      }
+    }
+    const std::string labels_json = EncodeLabelsJson(device.labels);
+    const int64_t now = NowUnixMs();
+    const std::string what = absl::StrCat("upserting device \"", device.name, "\"");
+    bool created = false;
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(InTransaction(db_, TxnMode::kWrite, what, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(const bool exists, DeviceExists(device.name));
+      created = !exists;
+      ASSIGN_OR_RETURN(
+          Statement upsert,
+          Statement::Prepare(
+              db_,
+              "INSERT INTO devices (name, labels_json, source, created_ms, updated_ms) "
+              "VALUES (?1, ?2, ?3, ?4, ?4) ON CONFLICT (name) DO UPDATE SET "
+              "labels_json = excluded.labels_json, source = excluded.source, "
+              "updated_ms = excluded.updated_ms",
+              what));
+      upsert.BindText(1, device.name);
+      upsert.BindText(2, labels_json);
+      upsert.BindInt(3, device.source ? 1 : 0);
+      upsert.BindInt(4, now);
+      RETURN_IF_ERROR(upsert.Run());
+      ASSIGN_OR_RETURN(
+          Statement clear,
+          Statement::Prepare(db_, "DELETE FROM descriptor_features WHERE device = ?1",
+                             what));
+      clear.BindText(1, device.name);
+      RETURN_IF_ERROR(clear.Run());
+      ASSIGN_OR_RETURN(Statement insert,
+                       Statement::Prepare(db_,
+                                          "INSERT INTO descriptor_features "
+                                          "(device, name, position, value, source, unit) "
+                                          "VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                          what));
+      insert.BindText(1, device.name);
+      for (size_t i = 0; i < device.descriptor.size(); ++i) {
+        const DescriptorFeature& feature = device.descriptor[i];
+        insert.BindText(2, feature.name);
+        insert.BindInt(3, static_cast<int64_t>(i));
+        insert.BindDouble(4, feature.value);
+        insert.BindText(5, feature.source);
+        insert.BindText(6, feature.unit);
+        RETURN_IF_ERROR(insert.Run());
+        insert.Reset();
+      }
+      return absl::OkStatus();
+    }));
+    return created;
+  }
+
+  // Reads the device row and its descriptor in one read transaction.
+  absl::StatusOr<Device> GetDevice(std::string_view name) override {
+    const std::string what = absl::StrCat("reading device \"", AbslView(name), "\"");
+    Device device;
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(InTransaction(db_, TxnMode::kRead, what, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(
+          Statement select,
+          Statement::Prepare(db_,
+                             "SELECT name, labels_json, source, created_ms, updated_ms "
+                             "FROM devices WHERE name = ?1",
+                             what));
+      select.BindText(1, name);
+      ASSIGN_OR_RETURN(const bool found, select.Step());
+      if (!found) return DeviceNotFound(name);
+      ASSIGN_OR_RETURN(device, ReadDeviceRow(select));
+      ASSIGN_OR_RETURN(Statement features,
+                       Statement::Prepare(db_,
+                                          "SELECT name, value, source, unit "
+                                          "FROM descriptor_features WHERE device = ?1 "
+                                          "ORDER BY position",
+                                          what));
+      features.BindText(1, name);
+      while (true) {
+        ASSIGN_OR_RETURN(const bool row, features.Step());
+        if (!row) break;
+        device.descriptor.push_back(ReadFeatureRow(features, 0));
+      }
+      return absl::OkStatus();
+    }));
+    return device;
+  }
+
+  // Reads all devices (by name) and all descriptors in one read transaction.
+  absl::StatusOr<std::vector<Device>> ListDevices() override {
+    constexpr absl::string_view what = "listing devices";
+    std::vector<Device> devices;
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(InTransaction(db_, TxnMode::kRead, what, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(
+          Statement select,
+          Statement::Prepare(db_,
+                             "SELECT name, labels_json, source, created_ms, updated_ms "
+                             "FROM devices ORDER BY name",
+                             what));
+      std::map<std::string, size_t> index;
+      while (true) {
+        ASSIGN_OR_RETURN(const bool row, select.Step());
+        if (!row) break;
+        ASSIGN_OR_RETURN(Device device, ReadDeviceRow(select));
+        index.emplace(device.name, devices.size());
+        devices.push_back(std::move(device));
+      }
+      ASSIGN_OR_RETURN(Statement features,
+                       Statement::Prepare(db_,
+                                          "SELECT device, name, value, source, unit "
+                                          "FROM descriptor_features "
+                                          "ORDER BY device, position",
+                                          what));
+      while (true) {
+        ASSIGN_OR_RETURN(const bool row, features.Step());
+        if (!row) break;
+        const auto it = index.find(features.ColumnText(0));
+        if (it != index.end()) {
+          devices[it->second].descriptor.push_back(ReadFeatureRow(features, 1));
+        }
+      }
+      return absl::OkStatus();
+    }));
+    return devices;
+  }
+
+  // Inserts or replaces all samples with one prepared statement in one transaction.
+  absl::Status PutSamples(std::string_view device, std::string_view space,
+                          const std::vector<Sample>& samples) override {
+    for (size_t i = 0; i < samples.size(); ++i) {
+      if (!std::isfinite(samples[i].latency_ms) || !std::isfinite(samples[i].spread_ms)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "sample ", i, " (", samples[i].arch, ") has a non-finite latency or spread"));
+      }
+    }
+    // Inserting in primary-key order touches each B-tree page once instead of at
+    // random, several times faster for large batches. The stable sort keeps the last
+    // of duplicate archs last, so it still wins.
+    std::vector<const Sample*> in_key_order;
+    in_key_order.reserve(samples.size());
+    for (const Sample& sample : samples) in_key_order.push_back(&sample);
+    const auto by_arch = [](const Sample* a, const Sample* b) {
+      return a->arch < b->arch;
+    };
+    if (!std::is_sorted(in_key_order.begin(), in_key_order.end(), by_arch)) {
+      std::stable_sort(in_key_order.begin(), in_key_order.end(), by_arch);
+    }
+    const int64_t now = NowUnixMs();
+    const std::string what =
+        absl::StrCat("storing samples of device \"", AbslView(device), "\" in space \"",
+                     AbslView(space), "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    return InTransaction(db_, TxnMode::kWrite, what, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(const bool exists, DeviceExists(device));
+      if (!exists) return DeviceNotFound(device);
+      ASSIGN_OR_RETURN(
+          Statement insert,
+          Statement::Prepare(db_,
+                             "INSERT OR REPLACE INTO samples (device, space, arch, "
+                             "latency_ms, repeats, spread_ms, created_ms) "
+                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                             what));
+      insert.BindText(1, device);
+      insert.BindText(2, space);
+      insert.BindInt(7, now);
+      for (const Sample* sample : in_key_order) {
+        insert.BindText(3, sample->arch);
+        insert.BindDouble(4, sample->latency_ms);
+        insert.BindInt(5, sample->repeats);
+        insert.BindDouble(6, sample->spread_ms);
+        RETURN_IF_ERROR(insert.Run());
+        insert.Reset();
+      }
+      return absl::OkStatus();
+    });
+  }
+
+  // Samples of (device, space) ordered by arch; empty for unknown devices.
+  absl::StatusOr<std::vector<Sample>> GetSamples(std::string_view device,
+                                                 std::string_view space) override {
+    const std::string what =
+        absl::StrCat("reading samples of device \"", AbslView(device), "\" in space \"",
+                     AbslView(space), "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(Statement select,
+                     Statement::Prepare(db_,
+                                        "SELECT arch, latency_ms, repeats, spread_ms "
+                                        "FROM samples WHERE device = ?1 AND space = ?2 "
+                                        "ORDER BY arch",
+                                        what));
+    select.BindText(1, device);
+    select.BindText(2, space);
+    std::vector<Sample> samples;
+    while (true) {
+      ASSIGN_OR_RETURN(const bool row, select.Step());
+      if (!row) break;
+      Sample sample;
+      sample.arch = select.ColumnText(0);
+      sample.latency_ms = select.ColumnDouble(1);
+      sample.repeats = static_cast<int32_t>(select.ColumnInt(2));
+      sample.spread_ms = select.ColumnDouble(3);
+      samples.push_back(std::move(sample));
+    }
+    return samples;
+  }
+
+  // Space -> sample count for one device; empty for unknown devices.
+  absl::StatusOr<std::map<std::string, int64_t>> CountSamples(
+      std::string_view device) override {
+    const std::string what =
+        absl::StrCat("counting samples of device \"", AbslView(device), "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(Statement select,
+                     Statement::Prepare(db_,
+                                        "SELECT space, COUNT(*) FROM samples "
+                                        "WHERE device = ?1 GROUP BY space",
+                                        what));
+    select.BindText(1, device);
+    std::map<std::string, int64_t> counts;
+    while (true) {
+      ASSIGN_OR_RETURN(const bool row, select.Step());
+      if (!row) break;
+      counts[select.ColumnText(0)] = select.ColumnInt(1);
+    }
+    return counts;
+  }
+
+  // Device -> space -> sample count over the whole table.
+  absl::StatusOr<std::map<std::string, std::map<std::string, int64_t>>> CountAllSamples()
+      override {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(Statement select,
+                     Statement::Prepare(db_,
+                                        "SELECT device, space, COUNT(*) FROM samples "
+                                        "GROUP BY device, space",
+                                        "counting samples of all devices"));
+    std::map<std::string, std::map<std::string, int64_t>> counts;
+    while (true) {
+      ASSIGN_OR_RETURN(const bool row, select.Step());
+      if (!row) break;
+      counts[select.ColumnText(0)][select.ColumnText(1)] = select.ColumnInt(2);
+    }
+    return counts;
+  }
+
+  // Assigns 1 + the latest version of (device, space) and inserts the model, under the
+  // write lock so concurrent writers (threads or processes) get distinct versions.
+  absl::StatusOr<int64_t> PutModel(const ModelRecord& model) override {
+    const int64_t now = NowUnixMs();
+    const std::string what = absl::StrCat("storing model of device \"", model.device,
+                                          "\" in space \"", model.space, "\"");
+    int64_t version = 0;
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(InTransaction(db_, TxnMode::kWrite, what, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(Statement latest,
+                       Statement::Prepare(db_,
+                                          "SELECT COALESCE(MAX(version), 0) + 1 "
+                                          "FROM models WHERE device = ?1 AND space = ?2",
+                                          what));
+      latest.BindText(1, model.device);
+      latest.BindText(2, model.space);
+      ASSIGN_OR_RETURN(const bool row, latest.Step());
+      if (!row) return absl::InternalError(absl::StrCat("sqlite: ", what, ": no result"));
+      version = latest.ColumnInt(0);
+      ASSIGN_OR_RETURN(
+          Statement insert,
+          Statement::Prepare(db_,
+                             "INSERT INTO models (device, space, version, base_version, "
+                             "blob, meta_json, created_ms) "
+                             "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                             what));
+      insert.BindText(1, model.device);
+      insert.BindText(2, model.space);
+      insert.BindInt(3, version);
+      insert.BindInt(4, model.base_version);
+      insert.BindBlob(5, model.blob);
+      insert.BindText(6, model.meta_json);
+      insert.BindInt(7, now);
+      return insert.Run();
+    }));
+    return version;
+  }
+
+  // The highest version of (device, space), if any.
+  absl::StatusOr<std::optional<ModelRecord>> GetLatestModel(
+      std::string_view device, std::string_view space) override {
+    const std::string what =
+        absl::StrCat("reading latest model of device \"", AbslView(device),
+                     "\" in space \"", AbslView(space), "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(Statement select,
+                     Statement::Prepare(db_,
+                                        absl::StrCat("SELECT ", kModelColumns,
+                                                     " FROM models AS m WHERE m.device = "
+                                                     "?1 AND m.space = ?2 "
+                                                     "ORDER BY m.version DESC LIMIT 1"),
+                                        what));
+    select.BindText(1, device);
+    select.BindText(2, space);
+    ASSIGN_OR_RETURN(const bool row, select.Step());
+    if (!row) return std::optional<ModelRecord>();
+    return std::optional<ModelRecord>(ReadModelRow(select));
+  }
+
+  // The highest version per device (excluding the base model) in a space, by device.
+  absl::StatusOr<std::vector<ModelRecord>> GetLatestDeviceModels(
+      std::string_view space) override {
+    const std::string what =
+        absl::StrCat("reading latest device models in space \"", AbslView(space), "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(
+        Statement select,
+        Statement::Prepare(
+            db_,
+            absl::StrCat("SELECT ", kModelColumns,
+                         " FROM models AS m JOIN (SELECT device, MAX(version) AS version "
+                         "FROM models WHERE space = ?1 AND device <> '' GROUP BY device) "
+                         "AS latest ON m.device = latest.device AND "
+                         "m.version = latest.version WHERE m.space = ?1 "
+                         "ORDER BY m.device"),
+            what));
+    select.BindText(1, space);
+    std::vector<ModelRecord> models;
+    while (true) {
+      ASSIGN_OR_RETURN(const bool row, select.Step());
+      if (!row) break;
+      models.push_back(ReadModelRow(select));
+    }
+    return models;
+  }
+
+  absl::StatusOr<std::optional<std::string>> GetSetting(std::string_view key) override {
+    const std::string what = absl::StrCat("reading setting \"", AbslView(key), "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(
+        Statement select,
+        Statement::Prepare(db_, "SELECT value FROM settings WHERE key = ?1", what));
+    select.BindText(1, key);
+    ASSIGN_OR_RETURN(const bool row, select.Step());
+    if (!row) return std::optional<std::string>();
+    return std::optional<std::string>(select.ColumnText(0));
+  }
+
+  // Inserts or overwrites the setting (a single auto-committed statement).
+  absl::Status PutSetting(std::string_view key, std::string_view value) override {
+    const std::string what = absl::StrCat("writing setting \"", AbslView(key), "\"");
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(
+        Statement upsert,
+        Statement::Prepare(db_,
+                           "INSERT INTO settings (key, value) VALUES (?1, ?2) "
+                           "ON CONFLICT (key) DO UPDATE SET "
+                           "value = excluded.value",
+                           what));
+    upsert.BindText(1, key);
+    upsert.BindText(2, value);
+    return upsert.Run();
+  }
+
+  int schema_version() const override { return schema_version_; }
+
+ private:
+  // Whether the device row exists; the caller holds mu_.
+  absl::StatusOr<bool> DeviceExists(std::string_view name) {
+    ASSIGN_OR_RETURN(
+        Statement select,
+        Statement::Prepare(db_, "SELECT 1 FROM devices WHERE name = ?1",
+                           absl::StrCat("looking up device \"", AbslView(name), "\"")));
+    select.BindText(1, name);
+    return select.Step();
+  }
+
+  std::mutex mu_;
+  sqlite3* const db_;  // guarded by mu_
+  const int schema_version_;
+};
+
+// Closes a connection that never made it into a SqliteStore.
+struct ConnectionCloser {
+  void operator()(sqlite3* db) const { sqlite3_close_v2(db); }
+};
+
+}  // namespace
+
+// Creates parent directories, opens the file, configures the connection (WAL,
+// synchronous=FULL, foreign keys, busy timeout) and migrates the schema.
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(std::string_view path) {
+  if (path.empty()) return absl::InvalidArgumentError("SQLite store path is empty");
+  const std::string file(path);
+  const std::filesystem::path parent = std::filesystem::path(file).parent_path();
+  if (!parent.empty()) {
+    std::error_code error;
+    std::filesystem::create_directories(parent, error);
+    if (error) {
+      return absl::InternalError(absl::StrCat("creating directory ", parent.string(),
+                                              " for store ", file, ": ",
+                                              error.message()));
+    }
+  }
+  sqlite3* raw = nullptr;
+  const int rc = sqlite3_open_v2(
+      file.c_str(), &raw,
+      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  std::unique_ptr<sqlite3, ConnectionCloser> db(raw);
+  if (rc != SQLITE_OK) return SqliteError(raw, rc, absl::StrCat("opening ", file));
+  sqlite3_extended_result_codes(raw, 1);
+
+  const std::string configuring = absl::StrCat("configuring ", file);
+  RETURN_IF_ERROR(Exec(raw, "PRAGMA busy_timeout = 5000", configuring));
+  {
+    ASSIGN_OR_RETURN(Statement wal,
+                     Statement::Prepare(raw, "PRAGMA journal_mode = WAL", configuring));
+    ASSIGN_OR_RETURN(const bool row, wal.Step());
+    const std::string mode = row ? wal.ColumnText(0) : std::string();
+    if (mode != "wal") {
+      return absl::InternalError(
+          absl::StrCat("sqlite: ", configuring,
+                       ": could not enable WAL journal (mode is \"", mode, "\")"));
+    }
+  }
+  RETURN_IF_ERROR(
+      Exec(raw, "PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON", configuring));
+  ASSIGN_OR_RETURN(const int version, Migrate(raw, file));
+  return std::make_unique<SqliteStore>(db.release(), version);
+}
+
+}  // namespace latpred::store

@@ -1,1 +1,786 @@
-// placeholder
+// Tests of the latpred client library and the `latpred` CLI: offline parts directly, RPCs
+// against an in-process fake LatencyPredictor with gRPC's built-in health service.
+#include "latpred/client/client.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <fstream>
+#include <memory>
+#include <mutex>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "client/cli/args.h"
+#include "client/cli/cli.h"
+#include "client/cli/descriptor_json.h"
+#include "client/cli/input.h"
+#include "client/cli/output.h"
+#include "gmock/gmock.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "grpcpp/health_check_service_interface.h"
+#include "grpcpp/security/server_credentials.h"
+#include "grpcpp/server.h"
+#include "grpcpp/server_builder.h"
+#include "gtest/gtest.h"
+
+namespace latpred {
+namespace {
+
+using ::grpc::health::v1::HealthCheckResponse;
+using ::testing::HasSubstr;
+
+constexpr char kNb201Arch[] =
+    "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
+    "skip_connect~2|";
+
+// ---------------------------------------------------------------------------
+// A socket bound to a loopback port without listening: connecting is refused.
+class RefusingPort {
+ public:
+  RefusingPort() : fd_(socket(AF_INET, SOCK_STREAM, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t size = sizeof(addr);
+    EXPECT_EQ(bind(fd_, reinterpret_cast<sockaddr*>(&addr), size), 0);
+    EXPECT_EQ(getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &size), 0);
+    port_ = ntohs(addr.sin_port);
+  }
+  ~RefusingPort() { close(fd_); }
+
+  std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
+
+ private:
+  int fd_;
+  int port_ = 0;
+};
+
+// A free loopback port (free when this returns; nothing holds it afterwards).
+int FreePort() {
+  RefusingPort port;
+  return std::stoi(port.target().substr(port.target().find(':') + 1));
+}
+
+// ---------------------------------------------------------------------------
+// Fake service: canned answers, records what it was asked.
+class FakePredictor final : public v1::LatencyPredictor::Service {
+ public:
+  grpc::Status RegisterDevice(grpc::ServerContext*,
+                              const v1::RegisterDeviceRequest* request,
+                              v1::RegisterDeviceResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_register_ = *request;
+    response->mutable_device()->set_name(request->name());
+    *response->mutable_device()->mutable_labels() = request->labels();
+    *response->mutable_device()->mutable_features() = request->features();
+    response->set_created(true);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ListDevices(grpc::ServerContext*, const v1::ListDevicesRequest* request,
+                           v1::ListDevicesResponse* response) override {
+    if (!request->registered_only()) *response->add_devices() = SourceDevice();
+    *response->add_devices() = OrinDevice();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetDevice(grpc::ServerContext*, const v1::GetDeviceRequest* request,
+                         v1::Device* response) override {
+    if (request->name() != "orin") {
+      return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                          absl::StrCat("device '", request->name(), "' not found"));
+    }
+    *response = OrinDevice();
+    return grpc::Status::OK;
+  }
+
+  grpc::Status SubmitSamples(grpc::ServerContext*,
+                             const v1::SubmitSamplesRequest* request,
+                             v1::SubmitSamplesResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    last_submit_ = *request;
+    for (int i = 0; i < request->samples_size(); ++i) {
+      v1::SampleResult* result = response->add_results();
+      result->set_index(i);
+      result->set_accepted(request->samples(i).latency_ms() > 0);
+      if (result->accepted()) {
+        result->set_canonical_arch(request->samples(i).arch());
+      } else {
+        result->set_error("latency_ms must be positive");
+      }
+      response->set_accepted(response->accepted() + (result->accepted() ? 1 : 0));
+    }
+    response->set_rejected(request->samples_size() - response->accepted());
+    response->set_sample_count(10 + response->accepted());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status SuggestSamples(grpc::ServerContext*,
+                              const v1::SuggestSamplesRequest* request,
+                              v1::SuggestSamplesResponse* response) override {
+    for (int i = 0; i < request->k(); ++i) response->add_archs(absl::StrCat("arch", i));
+    response->set_strategy("test");
+    return grpc::Status::OK;
+  }
+
+  grpc::Status AdaptDevice(grpc::ServerContext*, const v1::AdaptDeviceRequest* request,
+                           v1::AdaptDeviceResponse* response) override {
+    response->set_model_version(4);
+    response->set_state(v1::MODEL_STATE_ADAPTED);
+    response->set_pending(request->no_wait());
+    v1::FitStats* fit = response->mutable_fit();
+    fit->set_samples(5);
+    fit->set_fit_spearman(0.9);
+    fit->set_fit_mape(3.5);
+    fit->set_loo_mape(6.25);
+    fit->set_seconds(0.5);
+    return grpc::Status::OK;
+  }
+
+  // Latency = 0.5 ms per character of the arch; "bad" fails the batch.
+  grpc::Status PredictLatency(grpc::ServerContext*,
+                              const v1::PredictLatencyRequest* request,
+                              v1::PredictLatencyResponse* response) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    batch_sizes_.push_back(request->archs_size());
+    for (int i = 0; i < request->archs_size(); ++i) {
+      if (request->archs(i) == "bad") {
+        return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                            absl::StrCat("arch ", i, ": unknown op 'conv'"));
+      }
+      response->add_latency_ms(0.5 * request->archs(i).size());
+    }
+    response->set_model_version(3);
+    response->set_state(v1::MODEL_STATE_ADAPTED);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status GetServerInfo(grpc::ServerContext*, const v1::GetServerInfoRequest*,
+                             v1::ServerInfo* response) override {
+    response->set_version("test-1");
+    response->add_spaces("nb201");
+    response->add_spaces("fbnet");
+    response->set_max_batch(2);
+    response->set_ready(true);
+    return grpc::Status::OK;
+  }
+
+  std::vector<int> batch_sizes() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return batch_sizes_;
+  }
+  v1::RegisterDeviceRequest last_register() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_register_;
+  }
+  v1::SubmitSamplesRequest last_submit() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return last_submit_;
+  }
+
+ private:
+  static v1::Device SourceDevice() {
+    v1::Device device;
+    device.set_name("pixel3");
+    device.set_source(true);
+    v1::SpaceState* space = device.add_spaces();
+    space->set_space("nb201");
+    space->set_sample_count(15625);
+    space->set_state(v1::MODEL_STATE_SOURCE);
+    space->set_model_version(1);
+    return device;
+  }
+
+  static v1::Device OrinDevice() {
+    v1::Device device;
+    device.set_name("orin");
+    (*device.mutable_labels())["vendor"] = "nvidia";
+    (*device.mutable_labels())["kind"] = "gpu";
+    v1::DescriptorFeature* feature = device.add_features();
+    feature->set_name("dram_gbps");
+    feature->set_value(51.2);
+    feature->set_source(v1::FEATURE_SOURCE_MICROBENCHMARK);
+    feature->set_unit("GB/s");
+    device.set_created_unix_ms(1700000000000);
+    v1::SpaceState* space = device.add_spaces();
+    space->set_space("nb201");
+    space->set_sample_count(12);
+    space->set_state(v1::MODEL_STATE_ADAPTED);
+    space->set_model_version(3);
+    space->mutable_fit()->set_samples(12);
+    space->mutable_fit()->set_fit_spearman(0.95);
+    return device;
+  }
+
+  std::mutex mu_;
+  std::vector<int> batch_sizes_;
+  v1::RegisterDeviceRequest last_register_;
+  v1::SubmitSamplesRequest last_submit_;
+};
+
+// Starts a server with the fake service and gRPC's health service on address.
+std::unique_ptr<grpc::Server> StartServer(FakePredictor& service,
+                                          const std::string& address, int* port) {
+  grpc::EnableDefaultHealthCheckService(true);
+  grpc::ServerBuilder builder;
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), port);
+  builder.RegisterService(&service);
+  return builder.BuildAndStart();
+}
+
+// What one run of the CLI printed and returned.
+struct CliRun {
+  int code;
+  std::string out;
+  std::string err;
+};
+
+// Runs the CLI on args with stdin_text as standard input.
+CliRun RunLatpred(std::vector<std::string> args, const std::string& stdin_text = "") {
+  args.insert(args.begin(), "latpred");
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  std::istringstream in(stdin_text);
+  std::ostringstream out, err;
+  const int code = cli::RunCli(static_cast<int>(argv.size()), argv.data(), in, out, err);
+  return {code, out.str(), err.str()};
+}
+
+// ---------------------------------------------------------------------------
+TEST(ToAbslStatusTest, KeepsCodeAndMessage) {
+  EXPECT_TRUE(client::ToAbslStatus(grpc::Status::OK).ok());
+  for (int code = 1; code <= 16; ++code) {
+    const absl::Status status = client::ToAbslStatus(
+        grpc::Status(static_cast<grpc::StatusCode>(code), "arch 3: unknown op"));
+    EXPECT_EQ(static_cast<int>(status.code()), code);
+    EXPECT_EQ(status.message(), "arch 3: unknown op");
+  }
+  EXPECT_EQ(client::ToAbslStatus(grpc::Status(grpc::StatusCode::NOT_FOUND, "x")).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(client::ToAbslStatus(grpc::Status(grpc::StatusCode::UNAVAILABLE, "x")).code(),
+            absl::StatusCode::kUnavailable);
+}
+
+TEST(ConnectTest, RejectsBadOptions) {
+  EXPECT_EQ(client::Client::Connect({"", absl::Seconds(1)}).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      client::Client::Connect({"127.0.0.1:1", absl::ZeroDuration()}).status().code(),
+      absl::StatusCode::kInvalidArgument);
+}
+
+TEST(ConnectTest, UnreachableServerIsUnavailableNamingTarget) {
+  RefusingPort port;
+  auto client = client::Client::Connect({port.target(), absl::Seconds(5)});
+  ASSERT_TRUE(client.ok()) << client.status();
+  const absl::Time start = absl::Now();
+  absl::StatusOr<v1::ServerInfo> info = (*client)->GetServerInfo();
+  EXPECT_EQ(info.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(info.status().message()), HasSubstr(port.target()));
+  auto health = (*client)->Health();
+  EXPECT_EQ(health.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(health.status().message()), HasSubstr(port.target()));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(ConnectTest, WaitUntilServingTimesOutWithLastError) {
+  RefusingPort port;
+  auto client = client::Client::Connect({port.target(), absl::Seconds(5)});
+  ASSERT_TRUE(client.ok()) << client.status();
+  const absl::Time start = absl::Now();
+  absl::Status status = (*client)->WaitUntilServing(absl::Milliseconds(500));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(status.message()), HasSubstr(port.target()));
+  EXPECT_THAT(std::string(status.message()), HasSubstr("UNAVAILABLE"));
+  EXPECT_LT(absl::Now() - start, absl::Seconds(3));
+}
+
+TEST(ConnectTest, WaitUntilServingFindsServerStartedLater) {
+  const std::string address = absl::StrCat("127.0.0.1:", FreePort());
+  auto client = client::Client::Connect({address, absl::Seconds(5)});
+  ASSERT_TRUE(client.ok()) << client.status();
+  FakePredictor service;
+  std::unique_ptr<grpc::Server> server;
+  std::thread starter([&] {
+    absl::SleepFor(absl::Milliseconds(700));
+    int port = 0;
+    server = StartServer(service, address, &port);
+  });
+  const absl::Status status = (*client)->WaitUntilServing(absl::Seconds(10));
+  starter.join();
+  ASSERT_NE(server, nullptr) << "port " << address << " was taken";
+  EXPECT_TRUE(status.ok()) << status;
+  server->Shutdown();
+}
+
+// ---------------------------------------------------------------------------
+class FakeServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    int port = 0;
+    server_ = StartServer(service_, "127.0.0.1:0", &port);
+    ASSERT_NE(server_, nullptr);
+    target_ = absl::StrCat("127.0.0.1:", port);
+    auto client = client::Client::Connect({target_, absl::Seconds(10)});
+    ASSERT_TRUE(client.ok()) << client.status();
+    client_ = *std::move(client);
+  }
+  void TearDown() override { server_->Shutdown(); }
+
+  // The CLI run against the fake server.
+  CliRun Latpred(std::vector<std::string> args, const std::string& stdin_text = "") {
+    args.insert(args.begin(), {"--server", target_, "--timeout", "10"});
+    return RunLatpred(std::move(args), stdin_text);
+  }
+
+  FakePredictor service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string target_;
+  std::unique_ptr<client::Client> client_;
+};
+
+TEST_F(FakeServerTest, ServerErrorKeepsCodeAndMessage) {
+  v1::GetDeviceRequest request;
+  request.set_name("nope");
+  absl::StatusOr<v1::Device> device = client_->GetDevice(request);
+  EXPECT_EQ(device.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(device.status().message(), "device 'nope' not found");
+}
+
+TEST_F(FakeServerTest, CallsReturnResponses) {
+  v1::GetDeviceRequest request;
+  request.set_name("orin");
+  absl::StatusOr<v1::Device> device = client_->GetDevice(request);
+  ASSERT_TRUE(device.ok()) << device.status();
+  EXPECT_EQ(device->spaces(0).model_version(), 3);
+  absl::StatusOr<v1::ServerInfo> info = client_->GetServerInfo();
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->version(), "test-1");
+}
+
+TEST_F(FakeServerTest, HealthFollowsServingStatus) {
+  auto health = client_->Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, HealthCheckResponse::SERVING);
+  EXPECT_TRUE(client_->WaitUntilServing(absl::Seconds(1)).ok());
+
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  health = client_->Health();
+  ASSERT_TRUE(health.ok()) << health.status();
+  EXPECT_EQ(*health, HealthCheckResponse::NOT_SERVING);
+  absl::Status status = client_->WaitUntilServing(absl::Milliseconds(300));
+  EXPECT_EQ(status.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("NOT_SERVING"));
+
+  std::thread flip([&] {
+    absl::SleepFor(absl::Milliseconds(300));
+    server_->GetHealthCheckService()->SetServingStatus(true);
+  });
+  EXPECT_TRUE(client_->WaitUntilServing(absl::Seconds(5)).ok());
+  flip.join();
+}
+
+TEST_F(FakeServerTest, CliHealth) {
+  CliRun run = Latpred({"health"});
+  EXPECT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out, "SERVING\n");
+  server_->GetHealthCheckService()->SetServingStatus(false);
+  run = Latpred({"health"});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_EQ(run.out, "NOT_SERVING\n");
+  EXPECT_THAT(run.err, HasSubstr("latpred: health: UNAVAILABLE:"));
+}
+
+TEST_F(FakeServerTest, CliDevicesTable) {
+  CliRun run = Latpred({"devices"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out,
+            "NAME    SOURCE  SPACES                 LABELS\n"
+            "pixel3  yes     nb201:15625:source:v1  -\n"
+            "orin    no      nb201:12:adapted:v3    kind=gpu,vendor=nvidia\n");
+  run = Latpred({"devices", "--registered", "--json"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_THAT(run.out, HasSubstr("\"name\": \"orin\""));
+  EXPECT_THAT(run.out, HasSubstr("\"source\": false"));  // primitive fields printed
+  EXPECT_THAT(run.out, HasSubstr("\"sample_count\""));   // proto field names kept
+  EXPECT_THAT(run.out, ::testing::Not(HasSubstr("pixel3")));
+}
+
+TEST_F(FakeServerTest, CliDeviceView) {
+  CliRun run = Latpred({"device", "orin"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_THAT(run.out, HasSubstr("labels:   kind=gpu,vendor=nvidia\n"));
+  EXPECT_THAT(run.out, HasSubstr("dram_gbps  51.2   microbenchmark  GB/s"));
+  EXPECT_THAT(run.out, HasSubstr("nb201  12       adapted  v3"));
+  EXPECT_THAT(run.out, HasSubstr("created:  2023-11-14 22:13:20 UTC"));
+  run = Latpred({"device", "nope"});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_EQ(run.err, "latpred: device: NOT_FOUND: device 'nope' not found\n");
+}
+
+TEST_F(FakeServerTest, CliRegisterSendsDescriptorAndLabels) {
+  CliRun run =
+      Latpred({"register", "orin", "--label", "vendor=nvidia", "--descriptor", "-"},
+              R"({"features": [{"name": "ref", "value": 1.5,
+                                         "source": "reference_latency"}],
+                           "labels": {"vendor": "other", "kind": "gpu"}})");
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out, "created device orin (2 labels, 1 features)\n");
+  const v1::RegisterDeviceRequest request = service_.last_register();
+  EXPECT_EQ(request.name(), "orin");
+  EXPECT_EQ(request.labels().at("vendor"), "nvidia");
+  EXPECT_EQ(request.features(0).source(), v1::FEATURE_SOURCE_REFERENCE_LATENCY);
+}
+
+TEST_F(FakeServerTest, CliPredictSplitsIntoServerBatches) {
+  CliRun run = Latpred({"predict", "--device", "orin", "--space", "nb201", "a", "bb",
+                        "ccc", "dddd", "eeeee"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(service_.batch_sizes(), (std::vector<int>{2, 2, 1}));
+  EXPECT_EQ(run.out,
+            "ARCH   LATENCY_MS\n"
+            "a      0.5000\n"
+            "bb     1.0000\n"
+            "ccc    1.5000\n"
+            "dddd   2.0000\n"
+            "eeeee  2.5000\n"
+            "model v3 (adapted)\n");
+}
+
+TEST_F(FakeServerTest, CliPredictReadsStdinAndPrintsJson) {
+  CliRun run = Latpred({"predict", "--device", "orin", "--space", "nb201", "--json"},
+                       absl::StrCat(kNb201Arch, "\n\n# comment\nab\n"));
+  ASSERT_EQ(run.code, 0) << run.err;
+  google::protobuf::Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(run.out, &json).ok())
+      << run.out;
+  EXPECT_EQ(json.fields().at("device").string_value(), "orin");
+  EXPECT_EQ(json.fields().at("model_version").number_value(), 3);
+  EXPECT_EQ(json.fields().at("state").string_value(), "MODEL_STATE_ADAPTED");
+  EXPECT_FALSE(json.fields().at("zero_shot").bool_value());
+  const auto& predictions = json.fields().at("predictions").list_value();
+  ASSERT_EQ(predictions.values_size(), 2);
+  EXPECT_EQ(predictions.values(0).struct_value().fields().at("arch").string_value(),
+            kNb201Arch);
+  EXPECT_EQ(predictions.values(1).struct_value().fields().at("latency_ms").number_value(),
+            1);
+}
+
+TEST_F(FakeServerTest, CliPredictErrorNamesBatch) {
+  CliRun run =
+      Latpred({"predict", "--device", "orin", "--space", "nb201", "a", "b", "c", "bad"});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_EQ(run.err,
+            "latpred: predict: INVALID_ARGUMENT: batch of archs 2..3 (0-based): arch 1: "
+            "unknown op 'conv'\n");
+  run = Latpred({"predict", "--device", "orin", "--space", "nb201", "bad"});
+  EXPECT_EQ(run.err, "latpred: predict: INVALID_ARGUMENT: arch 0: unknown op 'conv'\n");
+}
+
+TEST_F(FakeServerTest, CliSubmitListsRejectedRowsWithTheirLines) {
+  CliRun run =
+      Latpred({"submit", "--device", "orin", "--space", "nb201", "-", "--partial"},
+              "arch,latency_ms,repeats\na,1.5,10\n\nb,-1,10\n");
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out,
+            "LINE  ARCH  RESULT    ERROR\n"
+            "2     a     accepted  -\n"
+            "4     b     rejected  latency_ms must be positive\n"
+            "accepted 1, rejected 1; 11 samples stored for orin/nb201\n");
+  const v1::SubmitSamplesRequest request = service_.last_submit();
+  EXPECT_TRUE(request.partial());
+  EXPECT_EQ(request.samples(0).repeats(), 10);
+
+  run = Latpred({"submit", "--device", "orin", "--space", "nb201", "-"},
+                "arch,latency_ms\na,1.5\n");
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out, "accepted 1, rejected 0; 11 samples stored for orin/nb201\n");
+}
+
+TEST_F(FakeServerTest, CliSubmitBadCsvNamesFileAndLine) {
+  CliRun run = Latpred({"submit", "--device", "orin", "--space", "nb201", "-"},
+                       "arch,latency_ms\na,fast\n");
+  EXPECT_EQ(run.code, 1);
+  EXPECT_EQ(
+      run.err,
+      "latpred: submit: INVALID_ARGUMENT: stdin: line 2: latency_ms 'fast' is not a "
+      "finite number\n");
+}
+
+TEST_F(FakeServerTest, CliSuggestAdaptInfo) {
+  CliRun run = Latpred({"suggest", "--device", "orin", "--space", "nb201", "-k", "3"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out, "arch0\narch1\narch2\n");
+  run = Latpred({"suggest", "--device=orin", "--space=nb201"});
+  EXPECT_EQ(std::count(run.out.begin(), run.out.end(), '\n'), 10);
+
+  run = Latpred({"adapt", "--device", "orin", "--space", "nb201"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out,
+            "model:         v4 (adapted)\n"
+            "samples:       5\n"
+            "fit spearman:  0.900\n"
+            "fit MAPE:      3.50%\n"
+            "LOO MAPE:      6.25%\n"
+            "seconds:       0.50\n");
+  run = Latpred({"adapt", "--device", "orin", "--space", "nb201", "--no-wait"});
+  EXPECT_THAT(run.out, HasSubstr("running in the background"));
+
+  run = Latpred({"info"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(
+      run.out,
+      "version:    test-1\nspaces:     nb201 fbnet\nmax batch:  2\nready:      yes\n");
+  run = Latpred({"info", "--json"});
+  EXPECT_THAT(run.out, HasSubstr("\"max_batch\": 2"));
+}
+
+// ---------------------------------------------------------------------------
+TEST(CliTest, HelpListsEveryCommandAndAnExample) {
+  for (const std::vector<std::string>& args :
+       std::vector<std::vector<std::string>>{{"--help"}, {"help"}, {"-h"}}) {
+    CliRun run = RunLatpred(args);
+    EXPECT_EQ(run.code, 0);
+    EXPECT_EQ(run.err, "");
+    for (const char* command : {"devices", "device NAME", "register", "predict", "submit",
+                                "suggest", "adapt", "health", "info", "example"}) {
+      EXPECT_THAT(run.out, HasSubstr(command));
+    }
+  }
+}
+
+TEST(CliTest, CommandHelp) {
+  CliRun run = RunLatpred({"predict", "--help"});
+  EXPECT_EQ(run.code, 0);
+  EXPECT_THAT(run.out, HasSubstr("usage: latpred [GLOBAL FLAGS] predict --device NAME"));
+  EXPECT_THAT(run.out, HasSubstr("example:\n  latpred predict"));
+  EXPECT_EQ(RunLatpred({"help", "submit"}).out, RunLatpred({"submit", "-h"}).out);
+}
+
+TEST(CliTest, UsageErrorsExitWithTwo) {
+  CliRun run = RunLatpred({"frobnicate"});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("latpred: unknown command 'frobnicate'"));
+
+  run = RunLatpred({});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("usage: latpred"));
+
+  run = RunLatpred({"predict", "--space", "nb201", "a"});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("latpred: predict: --device is required\n"));
+
+  run = RunLatpred({"devices", "--bogus"});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("latpred: devices: unknown flag '--bogus'"));
+
+  run = RunLatpred({"info", "--timeout", "-1"});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("--timeout wants a positive number"));
+
+  run = RunLatpred({"suggest", "--device", "d", "--space", "nb201", "-k", "zero"});
+  EXPECT_EQ(run.code, 2);
+  run = RunLatpred({"device"});
+  EXPECT_EQ(run.code, 2);
+  EXPECT_THAT(run.err, HasSubstr("expected NAME, got 0 arguments"));
+  run = RunLatpred({"register", "d", "--label", "novalue"});
+  EXPECT_EQ(run.code, 2);
+  run = RunLatpred({"help", "nothing"});
+  EXPECT_EQ(run.code, 2);
+}
+
+TEST(CliTest, UnreachableServerFailsWithOne) {
+  RefusingPort port;
+  CliRun run = RunLatpred({"health", "--server", port.target(), "--timeout", "5"});
+  EXPECT_EQ(run.code, 1);
+  EXPECT_THAT(run.err,
+              HasSubstr("latpred: health: UNAVAILABLE: cannot reach latpred server at " +
+                        port.target()));
+}
+
+// ---------------------------------------------------------------------------
+TEST(ArgsTest, ParsesFlagsAnywhere) {
+  const std::vector<cli::FlagSpec> specs = {{"device", "NAME", ""}, {"json", "", ""}};
+  auto parsed = cli::ParseArgs(
+      {"a", "--device=x", "-json", "-", "--device", "y", "--", "--z"}, specs);
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  EXPECT_EQ(parsed->GetAll("device"), (std::vector<std::string>{"x", "y"}));
+  EXPECT_EQ(parsed->Get("device"), "y");
+  EXPECT_TRUE(parsed->Has("json"));
+  EXPECT_EQ(parsed->positional, (std::vector<std::string>{"a", "-", "--z"}));
+
+  EXPECT_TRUE(cli::IsUsageError(cli::ParseArgs({"--device"}, specs).status()));
+  EXPECT_TRUE(cli::IsUsageError(cli::ParseArgs({"--json=1"}, specs).status()));
+  EXPECT_TRUE(cli::IsUsageError(cli::ParseArgs({"--other"}, specs).status()));
+  EXPECT_FALSE(cli::IsUsageError(absl::InvalidArgumentError("server said no")));
+}
+
+TEST(ArgsTest, FindsCommandAfterGlobalFlags) {
+  const std::vector<cli::FlagSpec> specs = {{"server", "HOST:PORT", ""},
+                                            {"json", "", ""}};
+  EXPECT_EQ(*cli::FindCommand({"--server", "h:1", "--json", "devices", "-x"}, specs), 3u);
+  EXPECT_EQ(*cli::FindCommand({"--json"}, specs), 1u);
+  EXPECT_FALSE(cli::FindCommand({"--device", "x", "predict"}, specs).ok());
+}
+
+// ---------------------------------------------------------------------------
+TEST(DescriptorJsonTest, StructuredForm) {
+  auto request = cli::ParseDescriptorJson(R"({
+      "features": [
+        {"name": "dram_gbps", "value": 51.2, "source": "microbenchmark", "unit": "GB/s"},
+        {"name": "ipc", "value": 1.7, "source": "COUNTER"},
+        {"name": "nb201:|none~0|", "value": 0.8,
+         "source": "FEATURE_SOURCE_REFERENCE_LATENCY"},
+        {"name": "l2_kib", "value": 4096}
+      ],
+      "labels": {"vendor": "nvidia"}})");
+  ASSERT_TRUE(request.ok()) << request.status();
+  ASSERT_EQ(request->features_size(), 4);
+  EXPECT_EQ(request->features(0).name(), "dram_gbps");
+  EXPECT_DOUBLE_EQ(request->features(0).value(), 51.2);
+  EXPECT_EQ(request->features(0).unit(), "GB/s");
+  EXPECT_EQ(request->features(1).source(), v1::FEATURE_SOURCE_COUNTER);
+  EXPECT_EQ(request->features(2).source(), v1::FEATURE_SOURCE_REFERENCE_LATENCY);
+  EXPECT_EQ(request->features(3).source(), v1::FEATURE_SOURCE_MICROBENCHMARK);
+  EXPECT_EQ(request->labels().at("vendor"), "nvidia");
+  EXPECT_TRUE(request->name().empty());
+}
+
+TEST(DescriptorJsonTest, FlatFormIsMicrobenchmarksInNameOrder) {
+  auto request = cli::ParseDescriptorJson(R"({"l2_kib": 4096, "dram_gbps": 51.2})");
+  ASSERT_TRUE(request.ok()) << request.status();
+  ASSERT_EQ(request->features_size(), 2);
+  EXPECT_EQ(request->features(0).name(), "dram_gbps");
+  EXPECT_EQ(request->features(1).value(), 4096);
+  EXPECT_EQ(request->features(1).source(), v1::FEATURE_SOURCE_MICROBENCHMARK);
+  EXPECT_EQ(request->labels_size(), 0);
+}
+
+TEST(DescriptorJsonTest, ErrorsNameTheProblem) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"{not json", "not a JSON object"},
+      {"[1, 2]", "not a JSON object"},
+      {R"({"dram_gbps": "fast"})", "'dram_gbps' must be a number"},
+      {R"({"features": [{"name": "x", "value": 1, "source": "magic"}]})",
+       "features[0]: unknown source 'magic'"},
+      {R"({"features": [{"name": "x"}]})", "features[0]: 'value' must be a number"},
+      {R"({"features": [{"value": 1}]})", "features[0]: missing 'name'"},
+      {R"({"features": [{"name": "x", "value": 1, "scale": 2}]})", "unknown key 'scale'"},
+      {R"({"features": {}})", "'features' must be a list"},
+      {R"({"labels": {"n": 3}})", "label 'n' must be a string"},
+      {R"({"labels": {}, "extra": 1})", "unknown key 'extra'"},
+  };
+  for (const auto& [json, message] : cases) {
+    absl::Status status = cli::ParseDescriptorJson(json).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << json;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(message)) << json;
+  }
+}
+
+TEST(DescriptorJsonTest, FileErrorsNameTheFile) {
+  std::istringstream no_stdin;
+  absl::Status status = cli::LoadDescriptorFile("/nonexistent/d.json", no_stdin).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(status.message()), HasSubstr("/nonexistent/d.json"));
+
+  const std::string path = ::testing::TempDir() + "/bad_descriptor.json";
+  std::ofstream(path) << "{\"features\": 3}";
+  status = cli::LoadDescriptorFile(path, no_stdin).status();
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(status.message()),
+              HasSubstr(path + ": 'features' must be a list"));
+}
+
+// ---------------------------------------------------------------------------
+TEST(SamplesCsvTest, ParsesColumnsInAnyOrder) {
+  auto csv = cli::ParseSamplesCsv(
+      "\xEF\xBB\xBFlatency_ms, arch ,spread_ms,repeats\r\n"
+      "1.25,|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|,0.1,20\r\n"
+      "\r\n"
+      "2e1,\"0,1,2,3,4,5,6,7,8,0,1,2,3,4,5,6,7,8,0,1,2,3\",,\n");
+  ASSERT_TRUE(csv.ok()) << csv.status();
+  ASSERT_EQ(csv->samples.size(), 2u);
+  EXPECT_EQ(csv->samples[0].arch(),
+            "|nor_conv_3x3~0|+|none~0|none~1|+|none~0|none~1|none~2|");
+  EXPECT_DOUBLE_EQ(csv->samples[0].latency_ms(), 1.25);
+  EXPECT_DOUBLE_EQ(csv->samples[0].spread_ms(), 0.1);
+  EXPECT_EQ(csv->samples[0].repeats(), 20);
+  EXPECT_EQ(csv->samples[1].arch(), "0,1,2,3,4,5,6,7,8,0,1,2,3,4,5,6,7,8,0,1,2,3");
+  EXPECT_DOUBLE_EQ(csv->samples[1].latency_ms(), 20);
+  EXPECT_EQ(csv->samples[1].repeats(), 0);
+  EXPECT_EQ(csv->lines, (std::vector<int>{2, 4}));
+}
+
+TEST(SamplesCsvTest, ErrorsNameTheLine) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"|a|,1.5\n", "line 1: missing or bad header"},
+      {"arch\nx\n", "line 1: missing header"},
+      {"arch,latency_ms\nx,1\ny,abc\n",
+       "line 3: latency_ms 'abc' is not a finite number"},
+      {"arch,latency_ms\nx,nan\n", "line 2: latency_ms 'nan' is not a finite number"},
+      {"arch,latency_ms\nx,1,2\n", "line 2: 3 fields, the header has 2"},
+      {"arch,latency_ms,repeats\nx,1,2.5\n", "line 2: repeats '2.5' is not an integer"},
+      {"arch,latency_ms\n,1\n", "line 2: empty arch"},
+      {"arch,latency_ms\n\"x,1\n", "line 2: unterminated quote"},
+      {"arch,arch,latency_ms\n", "column 'arch' repeated"},
+      {"arch,latency_ms\n\n", "no samples"},
+      {"", "empty input"},
+  };
+  for (const auto& [text, message] : cases) {
+    absl::Status status = cli::ParseSamplesCsv(text).status();
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << text;
+    EXPECT_THAT(std::string(status.message()), HasSubstr(message)) << text;
+  }
+}
+
+// ---------------------------------------------------------------------------
+TEST(InputTest, ArchListSkipsBlankLinesAndComments) {
+  EXPECT_EQ(cli::ParseArchList("  a  \r\n\n# note\nk3_e1-skip\n\t\n"),
+            (std::vector<std::string>{"a", "k3_e1-skip"}));
+  EXPECT_TRUE(cli::ParseArchList("").empty());
+}
+
+TEST(InputTest, ReadInputFromStdinOrFile) {
+  std::istringstream in("from stdin");
+  EXPECT_EQ(*cli::ReadInput("-", in), "from stdin");
+  const std::string path = ::testing::TempDir() + "/archs.txt";
+  std::ofstream(path) << "a\nb\n";
+  EXPECT_EQ(*cli::ReadInput(path, in), "a\nb\n");
+  absl::Status status = cli::ReadInput(::testing::TempDir(), in).status();
+  EXPECT_FALSE(status.ok());
+  EXPECT_THAT(std::string(status.message()), HasSubstr(::testing::TempDir()));
+}
+
+// ---------------------------------------------------------------------------
+TEST(OutputTest, TableAlignsAllButTheLastColumn) {
+  EXPECT_EQ(cli::FormatTable({{"A", "BB", "C"}, {"long", "x", ""}}, "> "),
+            "> A     BB  C\n> long  x   \n");
+}
+
+TEST(OutputTest, JsonScalars) {
+  EXPECT_EQ(cli::JsonString("a\"b\\c\n\x01"), "\"a\\\"b\\\\c\\n\\u0001\"");
+  EXPECT_EQ(cli::JsonNumber(0.1), "0.1");
+  EXPECT_EQ(cli::JsonNumber(1.0 / 3), "0.3333333333333333");
+  EXPECT_EQ(cli::JsonNumber(12), "12");
+  EXPECT_EQ(cli::JsonNumber(std::nan("")), "null");
+}
+
+TEST(OutputTest, StateNames) {
+  EXPECT_EQ(cli::StateName(v1::MODEL_STATE_ZERO_SHOT), "zero-shot");
+  EXPECT_EQ(cli::StateName(v1::MODEL_STATE_ADAPTED), "adapted");
+  EXPECT_EQ(cli::StateName(v1::MODEL_STATE_SOURCE), "source");
+}
+
+}  // namespace
+}  // namespace latpred

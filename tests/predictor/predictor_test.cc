@@ -1,1 +1,191 @@
-// placeholder
+// Tests of the predictor on the bundled HELP NAS-Bench-201 measurements: a base model
+// trained without one device learns that device from 20 samples.
+#include "latpred/predictor/predictor.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+#include <random>
+#include <set>
+
+#include "latpred/core/dataset.h"
+#include "latpred/core/stats.h"
+
+namespace latpred::predictor {
+namespace {
+
+// A base model trained once for all tests: 4,000 architectures, every HELP device but
+// the held-out one.
+class PredictorTest : public ::testing::Test {
+ protected:
+  static constexpr char kHeldOut[] = "gold_6226";
+  static constexpr size_t kRows = 4000;
+
+  static void SetUpTestSuite() {
+    auto table = core::ReadLatencyTable(LATPRED_DATA_DIR "/help/nb201_latency.csv",
+                                        core::Nb201Space());
+    ASSERT_TRUE(table.ok()) << table.status();
+    table_ = new core::LatencyTable(std::move(*table));
+    held_out_col_ = table_->DeviceColumn(kHeldOut);
+    ASSERT_GE(held_out_col_, 0);
+
+    TrainingData data;
+    data.space = &core::Nb201Space();
+    std::vector<int> cols;
+    for (size_t c = 0; c < table_->devices.size(); ++c) {
+      if (static_cast<int>(c) == held_out_col_) continue;
+      cols.push_back(static_cast<int>(c));
+      data.devices.push_back(table_->devices[c]);
+    }
+    for (size_t r = 0; r < kRows; ++r) {
+      data.archs.push_back(table_->archs[r]);
+      for (int c : cols) data.latency_ms.push_back(table_->at(r, c));
+    }
+    TrainOptions options;
+    options.epochs = 15;
+    options.threads = 2;
+    auto model = BaseModel::Train(data, options);
+    ASSERT_TRUE(model.ok()) << model.status();
+    model_ = new std::shared_ptr<const BaseModel>(*model);
+  }
+
+  static void TearDownTestSuite() {
+    delete table_;
+    delete model_;
+  }
+
+  // k observations of the held-out device from rows chosen at random (seeded).
+  static std::vector<Observation> RandomObservations(int k, std::set<size_t>* used) {
+    std::mt19937 rng(7);
+    std::vector<Observation> obs;
+    while (static_cast<int>(obs.size()) < k) {
+      size_t r = rng() % table_->rows();
+      double v = table_->at(r, held_out_col_);
+      if (!(v > 0) || !used->insert(r).second) continue;
+      obs.push_back(Observation{table_->archs[r], v});
+    }
+    return obs;
+  }
+
+  // Spearman of predictions against measurements on every row not in used.
+  static double HeldOutSpearman(const DeviceHead& head, const std::set<size_t>& used) {
+    std::vector<core::Architecture> archs;
+    std::vector<double> truth;
+    for (size_t r = 0; r < table_->rows(); ++r) {
+      double v = table_->at(r, held_out_col_);
+      if (used.count(r) || !(v > 0)) continue;
+      archs.push_back(table_->archs[r]);
+      truth.push_back(v);
+    }
+    std::vector<double> pred(archs.size());
+    (*model_)->Predict(head, archs, pred.data());
+    return core::Spearman(truth, pred);
+  }
+
+  static core::LatencyTable* table_;
+  static int held_out_col_;
+  static std::shared_ptr<const BaseModel>* model_;
+};
+
+core::LatencyTable* PredictorTest::table_ = nullptr;
+int PredictorTest::held_out_col_ = -1;
+std::shared_ptr<const BaseModel>* PredictorTest::model_ = nullptr;
+
+TEST_F(PredictorTest, AdaptsToAnUnseenDeviceFromTwentySamples) {
+  std::set<size_t> used;
+  auto head = (*model_)->Adapt(RandomObservations(20, &used));
+  ASSERT_TRUE(head.ok()) << head.status();
+  double rho = HeldOutSpearman(*head, used);
+  EXPECT_GE(rho, 0.9) << "held-out Spearman";
+  EXPECT_EQ(head->fit.samples, 20);
+  EXPECT_GT(head->fit.fit_spearman, 0.8);
+  EXPECT_GT(head->fit.loo_mape, 0.0);
+}
+
+TEST_F(PredictorTest, AdaptationBeatsTheZeroShotPriorInScale) {
+  std::set<size_t> used;
+  std::vector<Observation> obs = RandomObservations(10, &used);
+  auto head = (*model_)->Adapt(obs);
+  ASSERT_TRUE(head.ok());
+  std::vector<core::Architecture> archs;
+  std::vector<double> truth;
+  for (const auto& o : obs) {
+    archs.push_back(o.arch);
+    truth.push_back(o.latency_ms);
+  }
+  std::vector<double> adapted(archs.size()), prior(archs.size());
+  (*model_)->Predict(*head, archs, adapted.data());
+  (*model_)->Predict((*model_)->Prior(), archs, prior.data());
+  EXPECT_LT(core::Mape(truth, adapted), core::Mape(truth, prior));
+}
+
+TEST_F(PredictorTest, SerialisedModelPredictsTheSame) {
+  std::string blob = (*model_)->Serialize();
+  auto restored = BaseModel::Deserialize(core::Nb201Space(), blob);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ((*restored)->source_devices(), (*model_)->source_devices());
+  std::vector<core::Architecture> archs(table_->archs.begin(), table_->archs.begin() + 50);
+  const DeviceHead* head = (*model_)->SourceHead("pixel2");
+  ASSERT_NE(head, nullptr);
+  std::vector<double> a(50), b(50);
+  (*model_)->Predict(*head, archs, a.data());
+  (*restored)->Predict(*(*restored)->SourceHead("pixel2"), archs, b.data());
+  for (int i = 0; i < 50; ++i) EXPECT_DOUBLE_EQ(a[i], b[i]);
+}
+
+TEST_F(PredictorTest, CorruptModelBlobIsDataLoss) {
+  auto restored = BaseModel::Deserialize(core::Nb201Space(), "12\nnot a model");
+  EXPECT_EQ(restored.status().code(), absl::StatusCode::kDataLoss);
+  std::string blob = (*model_)->Serialize();
+  auto wrong_space = BaseModel::Deserialize(core::FbnetSpace(), blob);
+  EXPECT_FALSE(wrong_space.ok());
+}
+
+TEST_F(PredictorTest, HeadRoundTripsExactly) {
+  std::set<size_t> used;
+  auto head = (*model_)->Adapt(RandomObservations(5, &used));
+  ASSERT_TRUE(head.ok());
+  auto back = DeviceHead::Deserialize(head->Serialize());
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->z, head->z);
+  EXPECT_EQ(back->b, head->b);
+  EXPECT_EQ(back->fit.samples, 5);
+}
+
+TEST_F(PredictorTest, AdaptRejectsNonPositiveAndNonFiniteLatencies) {
+  std::vector<Observation> obs = {{table_->archs[0], 1.0}, {table_->archs[1], NAN}};
+  EXPECT_EQ((*model_)->Adapt(obs).status().code(), absl::StatusCode::kInvalidArgument);
+  obs[1].latency_ms = -2;
+  EXPECT_EQ((*model_)->Adapt(obs).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ((*model_)->Adapt({}).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(PredictorTest, SuggestPicksDistinctUnmeasuredCandidates) {
+  std::vector<core::Architecture> pool(table_->archs.begin(), table_->archs.begin() + 500);
+  std::vector<core::Architecture> measured(pool.begin(), pool.begin() + 3);
+  std::vector<int> picks = (*model_)->Suggest(pool, measured, 10);
+  ASSERT_EQ(picks.size(), 10u);
+  std::set<int> distinct(picks.begin(), picks.end());
+  EXPECT_EQ(distinct.size(), 10u);
+  for (int p : picks) EXPECT_GE(p, 3);
+}
+
+TEST_F(PredictorTest, SuggestedSamplesAdaptAtLeastAsWellAsRandomOnes) {
+  // D-optimal picks from a pool of 2,000 versus the same number of random rows.
+  std::vector<core::Architecture> pool(table_->archs.begin(), table_->archs.begin() + 2000);
+  std::vector<int> picks = (*model_)->Suggest(pool, {}, 10);
+  std::vector<Observation> chosen;
+  std::set<size_t> used;
+  for (int p : picks) {
+    chosen.push_back(Observation{table_->archs[p], table_->at(p, held_out_col_)});
+    used.insert(p);
+  }
+  auto head = (*model_)->Adapt(chosen);
+  ASSERT_TRUE(head.ok());
+  EXPECT_GE(HeldOutSpearman(*head, used), 0.85);
+}
+
+}  // namespace
+}  // namespace latpred::predictor

@@ -1,1 +1,591 @@
-// placeholder
+// Tests of the SQLite Store through OpenStore: persistence, upsert and replace
+// semantics, model versions, schema versioning, URIs, concurrency, bulk insert speed
+// and durability across a crashing writer process.
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdlib.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <thread>
+#include <tuple>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "latpred/store/store.h"
+
+namespace latpred::store {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::Pair;
+
+MATCHER(IsOk, "") { return arg.ok(); }
+
+// Field-wise equality of samples for EXPECT_EQ on vectors.
+bool SameSample(const Sample& a, const Sample& b) {
+  return a.arch == b.arch && a.latency_ms == b.latency_ms && a.repeats == b.repeats &&
+         a.spread_ms == b.spread_ms;
+}
+
+MATCHER_P(SamplesAre, expected, "") {
+  if (arg.size() != expected.size()) return false;
+  for (size_t i = 0; i < arg.size(); ++i) {
+    if (!SameSample(arg[i], expected[i])) return false;
+  }
+  return true;
+}
+
+// A fresh directory per test, removed afterwards.
+class SqliteStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string pattern = ::testing::TempDir() + "latpred_store_XXXXXX";
+    ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+    dir_ = pattern;
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  std::string DbPath() const { return (dir_ / "store.db").string(); }
+
+  // Opens the test database, failing the test when that fails.
+  std::unique_ptr<Store> Open() {
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(DbPath());
+    EXPECT_THAT(store.status(), IsOk()) << store.status();
+    return store.ok() ? *std::move(store) : nullptr;
+  }
+
+  // Runs one SQL statement on the raw file, bypassing the store.
+  void RawExec(const std::string& sql) {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+    char* error = nullptr;
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error), SQLITE_OK)
+        << (error ? error : "");
+    sqlite3_free(error);
+    sqlite3_close(db);
+  }
+
+  // Reads the first column of the first row of a query on the raw file.
+  std::string RawQueryText(const std::string& sql) {
+    sqlite3* db = nullptr;
+    sqlite3_stmt* stmt = nullptr;
+    std::string value;
+    EXPECT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_prepare_v2(db, sql.c_str(), -1, &stmt, nullptr), SQLITE_OK);
+    if (sqlite3_step(stmt) == SQLITE_ROW) {
+      value = reinterpret_cast<const char*>(sqlite3_column_text(stmt, 0));
+    }
+    sqlite3_finalize(stmt);
+    sqlite3_close(db);
+    return value;
+  }
+  int64_t RawQueryInt(const std::string& sql) { return std::stoll(RawQueryText(sql)); }
+
+  std::filesystem::path dir_;
+};
+
+Device MakeDevice(const std::string& name) {
+  Device device;
+  device.name = name;
+  device.labels = {{"vendor", "ACME \"turbo\" \\ edition"},
+                   {"note", "line one\nline two\ttabbed\x01\x1f"},
+                   {"unicode", "Gerät ✓ 😀"},
+                   {"", "empty key"}};
+  device.descriptor = {{"l2_bandwidth", 812.5, "microbenchmark", "GB/s"},
+                       {"ipc", 1.75, "counter", ""},
+                       {"nb201:|nor_conv_3x3~0|", 3.25, "reference_latency", "ms"}};
+  return device;
+}
+
+std::vector<Sample> MakeSamples(const std::string& prefix, int count) {
+  std::vector<Sample> samples;
+  for (int i = 0; i < count; ++i) {
+    samples.push_back(Sample{absl::StrCat(prefix, i), 1.0 + i * 0.5, 10 + i, 0.01 * i});
+  }
+  return samples;
+}
+
+ModelRecord MakeModel(const std::string& device, const std::string& space,
+                      const std::string& blob) {
+  ModelRecord model;
+  model.device = device;
+  model.space = space;
+  model.base_version = 3;
+  model.blob = blob;
+  model.meta_json = R"({"fit_mape":0.05})";
+  return model;
+}
+
+TEST_F(SqliteStoreTest, ReopenPersistsEverything) {
+  const Device device = MakeDevice("pixel-7");
+  const std::vector<Sample> samples = MakeSamples("arch-", 5);
+  const std::string blob("\0\x01\xff model bytes", 16);
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    absl::StatusOr<bool> created = store->UpsertDevice(device);
+    ASSERT_THAT(created.status(), IsOk()) << created.status();
+    EXPECT_TRUE(*created);
+    ASSERT_THAT(store->PutSamples("pixel-7", "nb201", samples), IsOk());
+    ASSERT_THAT(store->PutModel(MakeModel("pixel-7", "nb201", blob)).status(), IsOk());
+    ASSERT_THAT(store->PutModel(MakeModel("", "nb201", "base")).status(), IsOk());
+    ASSERT_THAT(store->PutSetting("imported", "eagle-v1"), IsOk());
+  }
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+
+  absl::StatusOr<Device> got = store->GetDevice("pixel-7");
+  ASSERT_THAT(got.status(), IsOk()) << got.status();
+  EXPECT_EQ(got->name, "pixel-7");
+  EXPECT_EQ(got->labels, device.labels);
+  EXPECT_EQ(got->descriptor, device.descriptor);
+  EXPECT_FALSE(got->source);
+  EXPECT_GT(got->created_unix_ms, 0);
+  EXPECT_EQ(got->created_unix_ms, got->updated_unix_ms);
+
+  absl::StatusOr<std::vector<Device>> all = store->ListDevices();
+  ASSERT_THAT(all.status(), IsOk());
+  ASSERT_EQ(all->size(), 1u);
+  EXPECT_EQ((*all)[0].labels, device.labels);
+  EXPECT_EQ((*all)[0].descriptor, device.descriptor);
+
+  absl::StatusOr<std::vector<Sample>> got_samples = store->GetSamples("pixel-7", "nb201");
+  ASSERT_THAT(got_samples.status(), IsOk());
+  EXPECT_THAT(*got_samples, SamplesAre(samples));
+
+  absl::StatusOr<std::optional<ModelRecord>> model =
+      store->GetLatestModel("pixel-7", "nb201");
+  ASSERT_THAT(model.status(), IsOk());
+  ASSERT_TRUE(model->has_value());
+  EXPECT_EQ((*model)->version, 1);
+  EXPECT_EQ((*model)->base_version, 3);
+  EXPECT_EQ((*model)->blob, blob);
+  EXPECT_EQ((*model)->meta_json, R"({"fit_mape":0.05})");
+  EXPECT_GT((*model)->created_unix_ms, 0);
+  absl::StatusOr<std::optional<ModelRecord>> base = store->GetLatestModel("", "nb201");
+  ASSERT_THAT(base.status(), IsOk());
+  ASSERT_TRUE(base->has_value());
+  EXPECT_EQ((*base)->blob, "base");
+
+  absl::StatusOr<std::optional<std::string>> setting = store->GetSetting("imported");
+  ASSERT_THAT(setting.status(), IsOk());
+  EXPECT_EQ(*setting, std::optional<std::string>("eagle-v1"));
+  absl::StatusOr<std::optional<std::string>> missing = store->GetSetting("nope");
+  ASSERT_THAT(missing.status(), IsOk());
+  EXPECT_FALSE(missing->has_value());
+}
+
+TEST_F(SqliteStoreTest, EmptyLabelsAndDescriptorRoundTrip) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  Device device;
+  device.name = "bare";
+  device.source = true;
+  ASSERT_THAT(store->UpsertDevice(device).status(), IsOk());
+  absl::StatusOr<Device> got = store->GetDevice("bare");
+  ASSERT_THAT(got.status(), IsOk());
+  EXPECT_TRUE(got->labels.empty());
+  EXPECT_TRUE(got->descriptor.empty());
+  EXPECT_TRUE(got->source);
+}
+
+TEST_F(SqliteStoreTest, DecodesAnyJsonSpellingOfLabels) {
+  { ASSERT_NE(Open(), nullptr); }
+  RawExec(
+      "INSERT INTO devices VALUES ('hand', "
+      "' { \"a\\/b\" : \"x\\n\\r\\t\\b\\f\\\"\\\\\\u00e9\\u2713\\ud83d\\ude00\" ,"
+      "\"n\":\"\\u0000\"}', 0, 1, 2)");
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<Device> got = store->GetDevice("hand");
+  ASSERT_THAT(got.status(), IsOk()) << got.status();
+  EXPECT_THAT(got->labels, ElementsAre(Pair("a/b", "x\n\r\t\b\f\"\\é✓😀"),
+                                       Pair("n", std::string(1, '\0'))));
+  EXPECT_EQ(got->created_unix_ms, 1);
+  EXPECT_EQ(got->updated_unix_ms, 2);
+}
+
+TEST_F(SqliteStoreTest, CorruptLabelsJsonIsInternal) {
+  { ASSERT_NE(Open(), nullptr); }
+  RawExec("INSERT INTO devices VALUES ('bad', '{\"a\":1}', 0, 1, 1)");
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::StatusOr<Device> got = store->GetDevice("bad");
+  EXPECT_EQ(got.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(got.status().message(), HasSubstr("bad"));
+}
+
+TEST_F(SqliteStoreTest, UpsertKeepsSamplesAndCreatedAndReplacesDescriptor) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->UpsertDevice(MakeDevice("d")).status(), IsOk());
+  ASSERT_THAT(store->PutSamples("d", "nb201", MakeSamples("a", 3)), IsOk());
+  absl::StatusOr<Device> before = store->GetDevice("d");
+  ASSERT_THAT(before.status(), IsOk());
+  std::this_thread::sleep_for(std::chrono::milliseconds(5));
+
+  Device update;
+  update.name = "d";
+  update.labels = {{"k", "v"}};
+  update.descriptor = {{"only", 2.0, "counter", "x"}};
+  update.source = true;
+  absl::StatusOr<bool> created = store->UpsertDevice(update);
+  ASSERT_THAT(created.status(), IsOk());
+  EXPECT_FALSE(*created);
+
+  absl::StatusOr<Device> after = store->GetDevice("d");
+  ASSERT_THAT(after.status(), IsOk());
+  EXPECT_EQ(after->labels, update.labels);
+  EXPECT_EQ(after->descriptor, update.descriptor);
+  EXPECT_TRUE(after->source);
+  EXPECT_EQ(after->created_unix_ms, before->created_unix_ms);
+  EXPECT_GT(after->updated_unix_ms, before->updated_unix_ms);
+  absl::StatusOr<std::vector<Sample>> samples = store->GetSamples("d", "nb201");
+  ASSERT_THAT(samples.status(), IsOk());
+  EXPECT_EQ(samples->size(), 3u);
+}
+
+TEST_F(SqliteStoreTest, RejectsDuplicateDescriptorFeature) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  Device device = MakeDevice("d");
+  device.descriptor.push_back(device.descriptor[0]);
+  EXPECT_EQ(store->UpsertDevice(device).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->GetDevice("d").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(SqliteStoreTest, PutSamplesReplacesPerArchAndSpace) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->UpsertDevice(MakeDevice("d")).status(), IsOk());
+  ASSERT_THAT(store->PutSamples("d", "nb201", {{"b", 2, 1, 0}, {"a", 1, 1, 0}}), IsOk());
+  ASSERT_THAT(store->PutSamples("d", "fbnet", {{"a", 7, 1, 0}}), IsOk());
+  ASSERT_THAT(store->PutSamples("d", "nb201", {{"a", 5, 9, 0.5}, {"c", 3, 1, 0}}),
+              IsOk());
+
+  absl::StatusOr<std::vector<Sample>> nb201 = store->GetSamples("d", "nb201");
+  ASSERT_THAT(nb201.status(), IsOk());
+  EXPECT_THAT(*nb201, SamplesAre(std::vector<Sample>{
+                          {"a", 5, 9, 0.5}, {"b", 2, 1, 0}, {"c", 3, 1, 0}}));
+  absl::StatusOr<std::vector<Sample>> fbnet = store->GetSamples("d", "fbnet");
+  ASSERT_THAT(fbnet.status(), IsOk());
+  EXPECT_THAT(*fbnet, SamplesAre(std::vector<Sample>{{"a", 7, 1, 0}}));
+
+  ASSERT_THAT(store->UpsertDevice(MakeDevice("e")).status(), IsOk());
+  ASSERT_THAT(store->PutSamples("e", "nb201", {{"z", 1, 1, 0}}), IsOk());
+  absl::StatusOr<std::map<std::string, int64_t>> counts = store->CountSamples("d");
+  ASSERT_THAT(counts.status(), IsOk());
+  EXPECT_THAT(*counts, ElementsAre(Pair("fbnet", 1), Pair("nb201", 3)));
+  absl::StatusOr<std::map<std::string, std::map<std::string, int64_t>>> all =
+      store->CountAllSamples();
+  ASSERT_THAT(all.status(), IsOk());
+  EXPECT_THAT(*all,
+              ElementsAre(Pair("d", ElementsAre(Pair("fbnet", 1), Pair("nb201", 3))),
+                          Pair("e", ElementsAre(Pair("nb201", 1)))));
+}
+
+TEST_F(SqliteStoreTest, UnknownDeviceIsNotFound) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  absl::Status put = store->PutSamples("ghost", "nb201", {{"a", 1, 1, 0}});
+  EXPECT_EQ(put.code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(put.message(), HasSubstr("ghost"));
+  absl::StatusOr<Device> get = store->GetDevice("ghost");
+  EXPECT_EQ(get.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(get.status().message(), HasSubstr("ghost"));
+}
+
+TEST_F(SqliteStoreTest, NonFiniteLatencyIsInvalidAndStoresNothing) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->UpsertDevice(MakeDevice("d")).status(), IsOk());
+  absl::Status put = store->PutSamples(
+      "d", "nb201",
+      {{"a", 1, 1, 0}, {"b", std::numeric_limits<double>::quiet_NaN(), 1, 0}});
+  EXPECT_EQ(put.code(), absl::StatusCode::kInvalidArgument);
+  absl::StatusOr<std::vector<Sample>> samples = store->GetSamples("d", "nb201");
+  ASSERT_THAT(samples.status(), IsOk());
+  EXPECT_TRUE(samples->empty());
+}
+
+TEST_F(SqliteStoreTest, ModelVersionsIncreasePerDeviceAndSpace) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  auto put = [&](const std::string& device, const std::string& space) {
+    absl::StatusOr<int64_t> version = store->PutModel(MakeModel(device, space, "m"));
+    EXPECT_THAT(version.status(), IsOk());
+    return version.value_or(-1);
+  };
+  EXPECT_EQ(put("", "nb201"), 1);
+  EXPECT_EQ(put("", "nb201"), 2);
+  EXPECT_EQ(put("", "fbnet"), 1);
+  EXPECT_EQ(put("a", "nb201"), 1);
+  EXPECT_EQ(put("a", "nb201"), 2);
+  EXPECT_EQ(put("a", "nb201"), 3);
+  EXPECT_EQ(put("b", "nb201"), 1);
+  EXPECT_EQ(put("a", "fbnet"), 1);
+  EXPECT_EQ(put("", "nb201"), 3);
+
+  absl::StatusOr<std::optional<ModelRecord>> none = store->GetLatestModel("c", "nb201");
+  ASSERT_THAT(none.status(), IsOk());
+  EXPECT_FALSE(none->has_value());
+}
+
+TEST_F(SqliteStoreTest, LatestDeviceModelsAreNewestPerDeviceWithoutBase) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  for (const auto& [device, space, blob] :
+       std::vector<std::tuple<std::string, std::string, std::string>>{
+           {"", "nb201", "base1"},
+           {"b", "nb201", "b1"},
+           {"a", "nb201", "a1"},
+           {"a", "nb201", "a2"},
+           {"b", "fbnet", "bf1"},
+           {"b", "fbnet", "bf2"},
+           {"", "nb201", "base2"}}) {
+    ASSERT_THAT(store->PutModel(MakeModel(device, space, blob)).status(), IsOk());
+  }
+  absl::StatusOr<std::vector<ModelRecord>> latest = store->GetLatestDeviceModels("nb201");
+  ASSERT_THAT(latest.status(), IsOk());
+  ASSERT_EQ(latest->size(), 2u);
+  EXPECT_EQ((*latest)[0].device, "a");
+  EXPECT_EQ((*latest)[0].version, 2);
+  EXPECT_EQ((*latest)[0].blob, "a2");
+  EXPECT_EQ((*latest)[1].device, "b");
+  EXPECT_EQ((*latest)[1].version, 1);
+  EXPECT_EQ((*latest)[1].blob, "b1");
+  absl::StatusOr<std::vector<ModelRecord>> fbnet = store->GetLatestDeviceModels("fbnet");
+  ASSERT_THAT(fbnet.status(), IsOk());
+  ASSERT_EQ(fbnet->size(), 1u);
+  EXPECT_EQ((*fbnet)[0].blob, "bf2");
+  absl::StatusOr<std::vector<ModelRecord>> empty = store->GetLatestDeviceModels("none");
+  ASSERT_THAT(empty.status(), IsOk());
+  EXPECT_TRUE(empty->empty());
+}
+
+TEST_F(SqliteStoreTest, SettingsOverwrite) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->PutSetting("k", "1"), IsOk());
+  ASSERT_THAT(store->PutSetting("k", "2"), IsOk());
+  absl::StatusOr<std::optional<std::string>> value = store->GetSetting("k");
+  ASSERT_THAT(value.status(), IsOk());
+  EXPECT_EQ(*value, std::optional<std::string>("2"));
+}
+
+TEST_F(SqliteStoreTest, SchemaVersionIsLatestAndReopenDoesNotMigrate) {
+  int version = 0;
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    version = store->schema_version();
+    EXPECT_EQ(version, 1);
+  }
+  EXPECT_EQ(RawQueryInt("PRAGMA user_version"), version);
+  EXPECT_EQ(RawQueryText("PRAGMA journal_mode"), "wal");
+  const int64_t schema_cookie = RawQueryInt("PRAGMA schema_version");
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    EXPECT_EQ(store->schema_version(), version);
+  }
+  // Any DDL (a re-run migration) would bump the schema cookie.
+  EXPECT_EQ(RawQueryInt("PRAGMA schema_version"), schema_cookie);
+  EXPECT_EQ(RawQueryInt("PRAGMA user_version"), version);
+}
+
+TEST_F(SqliteStoreTest, NewerSchemaIsFailedPrecondition) {
+  { ASSERT_NE(Open(), nullptr); }
+  RawExec("PRAGMA user_version = 99");
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(DbPath());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(store.status().message(), HasSubstr("99"));
+  EXPECT_THAT(store.status().message(), HasSubstr("newer"));
+}
+
+TEST_F(SqliteStoreTest, NotADatabaseIsInternal) {
+  FILE* file = fopen(DbPath().c_str(), "w");
+  ASSERT_NE(file, nullptr);
+  fputs("this is certainly not an SQLite database, just some text padding it out", file);
+  fclose(file);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(DbPath());
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kInternal);
+  EXPECT_THAT(store.status().message(), HasSubstr("sqlite"));
+}
+
+TEST_F(SqliteStoreTest, UriForms) {
+  const std::string nested = (dir_ / "a" / "b" / "c.db").string();
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore("sqlite:" + nested);
+  ASSERT_THAT(store.status(), IsOk()) << store.status();
+  ASSERT_THAT((*store)->PutSetting("k", "v"), IsOk());
+  store->reset();
+  EXPECT_TRUE(std::filesystem::exists(nested));
+  absl::StatusOr<std::unique_ptr<Store>> plain = OpenStore(nested);
+  ASSERT_THAT(plain.status(), IsOk());
+  absl::StatusOr<std::optional<std::string>> value = (*plain)->GetSetting("k");
+  ASSERT_THAT(value.status(), IsOk());
+  EXPECT_EQ(*value, std::optional<std::string>("v"));
+
+  absl::StatusOr<std::unique_ptr<Store>> bad = OpenStore("mysql://host/db");
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("sqlite:PATH"));
+  EXPECT_EQ(OpenStore("postgresql://host/db").status().code(),
+            absl::StatusCode::kUnimplemented);
+  EXPECT_EQ(OpenStore("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(OpenStore("sqlite:").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(SqliteStoreTest, ConcurrentWritersLoseNothing) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 25;
+  std::unique_ptr<Store> shared = Open();
+  ASSERT_NE(shared, nullptr);
+  // Half the threads share one connection, the others each open their own, so both the
+  // mutex and SQLite's file locking (busy_timeout) are exercised.
+  std::vector<std::unique_ptr<Store>> own(kThreads);
+  for (int t = 0; t < kThreads; ++t) {
+    if (t % 2 == 1) {
+      own[t] = Open();
+      ASSERT_NE(own[t], nullptr);
+    }
+  }
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      Store& store = own[t] ? *own[t] : *shared;
+      const std::string name = absl::StrCat("dev", t);
+      EXPECT_THAT(store.UpsertDevice(MakeDevice(name)).status(), IsOk());
+      for (int r = 0; r < kRounds; ++r) {
+        EXPECT_THAT(
+            store.PutSamples(name, "nb201", MakeSamples(absl::StrCat("r", r, "-"), 10)),
+            IsOk());
+        EXPECT_THAT(store.PutModel(MakeModel("", "nb201", name)).status(), IsOk());
+        EXPECT_THAT(store.PutSetting(absl::StrCat(name, "-", r), "x"), IsOk());
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+
+  absl::StatusOr<std::map<std::string, std::map<std::string, int64_t>>> counts =
+      shared->CountAllSamples();
+  ASSERT_THAT(counts.status(), IsOk());
+  ASSERT_EQ(counts->size(), static_cast<size_t>(kThreads));
+  for (const auto& [device, spaces] : *counts) {
+    EXPECT_EQ(spaces.at("nb201"), kRounds * 10) << device;
+  }
+  absl::StatusOr<std::optional<ModelRecord>> latest = shared->GetLatestModel("", "nb201");
+  ASSERT_THAT(latest.status(), IsOk());
+  ASSERT_TRUE(latest->has_value());
+  EXPECT_EQ((*latest)->version, kThreads * kRounds);
+  EXPECT_EQ(RawQueryInt("SELECT COUNT(DISTINCT version) FROM models"),
+            kThreads * kRounds);
+  EXPECT_EQ(RawQueryInt("SELECT COUNT(*) FROM settings"), kThreads * kRounds);
+}
+
+TEST_F(SqliteStoreTest, LargeInsertIsFast) {
+  constexpr int kCount = 800000;
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->UpsertDevice(MakeDevice("bulk")).status(), IsOk());
+  std::vector<Sample> samples;
+  samples.reserve(kCount);
+  for (int i = 0; i < kCount; ++i) {
+    // NB201-like canonical strings, inserted out of order.
+    const int64_t k = (int64_t{i} * 7919) % kCount;
+    samples.push_back(
+        Sample{absl::StrCat("|nor_conv_3x3~0|+|skip_connect~0|avg_pool_3x3~1|+|", k,
+                            "~0|none~1|nor_conv_1x1~2|"),
+               1.0 + k * 1e-4, 20, 0.01});
+  }
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_THAT(store->PutSamples("bulk", "nb201", samples), IsOk());
+  const double put_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const auto read_start = std::chrono::steady_clock::now();
+  absl::StatusOr<std::vector<Sample>> got = store->GetSamples("bulk", "nb201");
+  const double get_s =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start)
+          .count();
+  ASSERT_THAT(got.status(), IsOk());
+  EXPECT_EQ(got->size(), static_cast<size_t>(kCount));
+  std::cout << "PutSamples of " << kCount << " samples: " << put_s
+            << " s; GetSamples: " << get_s << " s" << std::endl;
+}
+
+// Forks a child that opens the store, stores samples, reports through a pipe that
+// PutSamples returned, then either _exit(0)s without closing the store or waits to be
+// SIGKILLed. Returns after the child is gone.
+void RunCrashingWriter(const std::string& path, bool kill_child) {
+  int fds[2];
+  ASSERT_EQ(pipe(fds), 0);
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    close(fds[0]);
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(path);
+    if (!store.ok()) _exit(2);
+    if (!(*store)->PutSamples("d", "nb201", MakeSamples("child-", 1000)).ok()) _exit(3);
+    if (!(*store)->PutModel(MakeModel("d", "nb201", "child")).ok()) _exit(4);
+    const char done = 'k';
+    if (write(fds[1], &done, 1) != 1) _exit(5);
+    if (!kill_child) _exit(0);  // the store is never closed
+    while (true) pause();
+  }
+  close(fds[1]);
+  char done = 0;
+  EXPECT_EQ(read(fds[0], &done, 1), 1);
+  close(fds[0]);
+  if (kill_child) kill(pid, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(waitpid(pid, &status, 0), pid);
+  if (kill_child) {
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
+  } else {
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  }
+}
+
+TEST_F(SqliteStoreTest, DurableWhenWriterExitsWithoutClosing) {
+  for (const bool kill_child : {false, true}) {
+    SCOPED_TRACE(kill_child ? "SIGKILL" : "_exit");
+    std::filesystem::remove_all(dir_);
+    std::filesystem::create_directories(dir_);
+    {
+      std::unique_ptr<Store> store = Open();
+      ASSERT_NE(store, nullptr);
+      ASSERT_THAT(store->UpsertDevice(MakeDevice("d")).status(), IsOk());
+    }
+    RunCrashingWriter(DbPath(), kill_child);
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    absl::StatusOr<std::vector<Sample>> samples = store->GetSamples("d", "nb201");
+    ASSERT_THAT(samples.status(), IsOk());
+    EXPECT_EQ(samples->size(), 1000u);
+    absl::StatusOr<std::optional<ModelRecord>> model =
+        store->GetLatestModel("d", "nb201");
+    ASSERT_THAT(model.status(), IsOk());
+    ASSERT_TRUE(model->has_value());
+    EXPECT_EQ((*model)->blob, "child");
+  }
+}
+
+}  // namespace
+}  // namespace latpred::store

@@ -1,0 +1,112 @@
+// C++ client of the latpred.v1.LatencyPredictor gRPC service and of the server's
+// standard grpc.health.v1 health service.
+//
+// Every call carries a deadline (ClientOptions::timeout) and reports failures as
+// absl::Status with the gRPC code and the server's message. Connecting is lazy: Connect()
+// only builds the channel, so a Client can wait for a server that is still starting.
+#ifndef LATPRED_CLIENT_CLIENT_H_
+#define LATPRED_CLIENT_CLIENT_H_
+
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpcpp/channel.h"
+#include "grpcpp/support/status.h"
+#include "latpred/v1/latpred.grpc.pb.h"
+
+namespace latpred::client {
+
+// How to reach the server.
+struct ClientOptions {
+  // gRPC target, e.g. "127.0.0.1:50051" or "dns:///latpred.internal:50051".
+  std::string target = "127.0.0.1:50051";
+  // Deadline of each call, counted from its start.
+  absl::Duration timeout = absl::Seconds(60);
+};
+
+// The absl::Status of a gRPC status: same code (both follow google.rpc.Code) and message.
+absl::Status ToAbslStatus(const grpc::Status& status);
+
+// A connection to one latpred server over an insecure channel. Thread-safe: calls may
+// run concurrently from several threads.
+class Client {
+ public:
+  // Builds a client for options.target (receives messages up to 256 MiB). Contacts
+  // nothing yet; fails with INVALID_ARGUMENT on an empty target or a timeout <= 0.
+  static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
+
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  // Creates a device or updates its labels and descriptor; its samples are kept.
+  absl::StatusOr<latpred::v1::RegisterDeviceResponse> RegisterDevice(
+      const latpred::v1::RegisterDeviceRequest& request);
+
+  // Lists the known devices (bundled source devices and registered ones).
+  absl::StatusOr<latpred::v1::ListDevicesResponse> ListDevices(
+      const latpred::v1::ListDevicesRequest& request);
+
+  // One device with its labels, descriptor and per-space model state.
+  absl::StatusOr<latpred::v1::Device> GetDevice(
+      const latpred::v1::GetDeviceRequest& request);
+
+  // Stores measured latencies (all or nothing unless request.partial is set).
+  absl::StatusOr<latpred::v1::SubmitSamplesResponse> SubmitSamples(
+      const latpred::v1::SubmitSamplesRequest& request);
+
+  // The architectures most worth measuring next on a device.
+  absl::StatusOr<latpred::v1::SuggestSamplesResponse> SuggestSamples(
+      const latpred::v1::SuggestSamplesRequest& request);
+
+  // Fits (or refits) a device's predictor from its samples.
+  absl::StatusOr<latpred::v1::AdaptDeviceResponse> AdaptDevice(
+      const latpred::v1::AdaptDeviceRequest& request);
+
+  // Predicts latency_ms for a batch of architectures.
+  absl::StatusOr<latpred::v1::PredictLatencyResponse> PredictLatency(
+      const latpred::v1::PredictLatencyRequest& request);
+
+  // The server's version, search spaces and limits.
+  absl::StatusOr<latpred::v1::ServerInfo> GetServerInfo();
+
+  // grpc.health.v1 Check of the whole server (service ""): its ServingStatus, or the
+  // error when the check itself failed.
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> Health();
+
+  // Polls Health() until the server is SERVING. After `timeout` without that, returns
+  // DEADLINE_EXCEEDED naming the last status or error seen.
+  absl::Status WaitUntilServing(absl::Duration timeout);
+
+ private:
+  Client(ClientOptions options, std::shared_ptr<grpc::Channel> channel);
+
+  // A unary method of the LatencyPredictor stub.
+  template <typename Request, typename Response>
+  using StubMethod = grpc::Status (latpred::v1::LatencyPredictor::Stub::*)(
+      grpc::ClientContext*, const Request&, Response*);
+
+  // Runs one unary call of the LatencyPredictor stub with the configured deadline.
+  template <typename Request, typename Response>
+  absl::StatusOr<Response> Call(StubMethod<Request, Response> method,
+                                const Request& request);
+
+  // Health() with a deadline of `timeout` from now.
+  absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> HealthWithin(
+      absl::Duration timeout);
+
+  // ToAbslStatus(), naming the target when the channel could not reach the server.
+  absl::Status CallError(const grpc::Status& status) const;
+
+  ClientOptions options_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<latpred::v1::LatencyPredictor::Stub> stub_;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health_stub_;
+};
+
+}  // namespace latpred::client
+
+#endif  // LATPRED_CLIENT_CLIENT_H_

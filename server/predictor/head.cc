@@ -1,0 +1,58 @@
+// Serialisation of device heads: a short text format, stable across versions.
+#include <cstdio>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "latpred/predictor/predictor.h"
+
+namespace latpred::predictor {
+namespace {
+
+// Shortest text that reads back as the same double.
+std::string Exact(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.17g", v);
+  return buf;
+}
+
+}  // namespace
+
+std::string DeviceHead::Serialize() const {
+  std::string out = absl::StrCat("latpred-head-v1\nb=", Exact(b), "\nz=");
+  for (size_t i = 0; i < z.size(); ++i) absl::StrAppend(&out, i ? "," : "", Exact(z[i]));
+  absl::StrAppend(&out, "\nfit=", fit.samples, ",", Exact(fit.fit_spearman), ",",
+                  Exact(fit.fit_mape), ",", Exact(fit.loo_mape), ",", Exact(fit.seconds), "\n");
+  return out;
+}
+
+absl::StatusOr<DeviceHead> DeviceHead::Deserialize(std::string_view blob) {
+  std::vector<std::string> lines = absl::StrSplit(std::string(blob), '\n', absl::SkipEmpty());
+  if (lines.empty() || lines[0] != "latpred-head-v1") {
+    return absl::DataLossError("stored device head is unreadable: wrong format tag");
+  }
+  DeviceHead head;
+  for (size_t i = 1; i < lines.size(); ++i) {
+    std::pair<std::string, std::string> kv = absl::StrSplit(lines[i], absl::MaxSplits('=', 1));
+    std::vector<std::string> parts = absl::StrSplit(kv.second, ',', absl::SkipEmpty());
+    bool ok = true;
+    if (kv.first == "b") {
+      ok = absl::SimpleAtod(kv.second, &head.b);
+    } else if (kv.first == "z") {
+      head.z.resize(parts.size());
+      for (size_t k = 0; k < parts.size() && ok; ++k) ok = absl::SimpleAtod(parts[k], &head.z[k]);
+    } else if (kv.first == "fit" && parts.size() == 5) {
+      ok = absl::SimpleAtoi(parts[0], &head.fit.samples) &&
+           absl::SimpleAtod(parts[1], &head.fit.fit_spearman) &&
+           absl::SimpleAtod(parts[2], &head.fit.fit_mape) &&
+           absl::SimpleAtod(parts[3], &head.fit.loo_mape) &&
+           absl::SimpleAtod(parts[4], &head.fit.seconds);
+    }
+    if (!ok) return absl::DataLossError(absl::StrCat("stored device head: bad line '", lines[i], "'"));
+  }
+  if (head.z.empty()) return absl::DataLossError("stored device head has no weights");
+  return head;
+}
+
+}  // namespace latpred::predictor

@@ -1,0 +1,129 @@
+// The latency predictor: a base model per search space, trained across source devices,
+// and a small per-device head adapted from a few samples.
+//
+// Model: log latency_ms(a, d) = h(a) . z_d + b_d, where h is a network (a linear path
+// plus an MLP, in LibTorch) over the space's encoding of architecture a, shared by all
+// devices, and (z_d, b_d) is device d's head. Training learns h and the source
+// devices' heads jointly. A new device's head is the posterior mean of a Bayesian linear
+// regression on its samples, whose Gaussian prior comes from the source heads (its mean:
+// their average or the best-matching source device; its scale: chosen by the evidence
+// of the samples). Zero samples give the prior mean: the zero-shot prediction.
+//
+// Torch stays inside predictor.cc; this header is plain C++.
+#ifndef LATPRED_PREDICTOR_PREDICTOR_H_
+#define LATPRED_PREDICTOR_PREDICTOR_H_
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "latpred/core/search_space.h"
+
+namespace latpred::predictor {
+
+// Latencies of source devices for training: archs x devices, NaN where not measured.
+struct TrainingData {
+  const core::SearchSpace* space = nullptr;
+  std::vector<core::Architecture> archs;
+  std::vector<std::string> devices;
+  std::vector<double> latency_ms;  // row-major, archs.size() x devices.size()
+};
+
+// Training settings. The defaults train both bundled spaces on 2 cores in well
+// under a minute each.
+struct TrainOptions {
+  int embedding_dim = 12;
+  int hidden = 128;
+  int epochs = 40;
+  int batch_archs = 256;
+  double learning_rate = 3e-3;
+  double weight_decay = 1e-5;
+  uint64_t seed = 1;
+  int threads = 0;  // 0: all cores
+  // Called after each epoch with (epoch, epochs, mean squared error in log space).
+  std::function<void(int, int, double)> progress;
+  // Checked after each epoch: training stops with CANCELLED once it returns true.
+  std::function<bool()> cancelled;
+};
+
+// Sets the number of threads the predictor computes with (0: all cores).
+void SetThreads(int threads);
+
+// One measured latency of an architecture on the device being adapted.
+struct Observation {
+  core::Architecture arch;
+  double latency_ms = 0;
+};
+
+// How well a head fits the samples it was adapted on.
+struct FitStats {
+  int samples = 0;
+  double fit_spearman = 0;
+  double fit_mape = 0;  // percent
+  double loo_mape = 0;  // percent, leave-one-out; 0 when fewer than 3 samples
+  double seconds = 0;
+};
+
+// A device's head: log latency = h(a) . z + b.
+struct DeviceHead {
+  std::vector<double> z;
+  double b = 0;
+  FitStats fit;
+
+  std::string Serialize() const;
+  static absl::StatusOr<DeviceHead> Deserialize(std::string_view blob);
+};
+
+// A trained base model. Immutable once built; every method is thread-safe.
+class BaseModel {
+ public:
+  ~BaseModel();
+  BaseModel(const BaseModel&) = delete;
+  BaseModel& operator=(const BaseModel&) = delete;
+
+  // Trains h and the source heads on data. FAILED_PRECONDITION without enough data.
+  static absl::StatusOr<std::shared_ptr<const BaseModel>> Train(const TrainingData& data,
+                                                                const TrainOptions& options);
+  // Restores a model written by Serialize for the given space.
+  static absl::StatusOr<std::shared_ptr<const BaseModel>> Deserialize(
+      const core::SearchSpace& space, std::string_view blob);
+  std::string Serialize() const;
+
+  const core::SearchSpace& space() const;
+  int embedding_dim() const;
+  const std::vector<std::string>& source_devices() const;
+  // The head learned for a source device, or nullptr when it is not one.
+  const DeviceHead* SourceHead(std::string_view device) const;
+  // Residual variance of log latency on the training data.
+  double noise_variance() const;
+
+  // h(a) for each architecture, row-major n x embedding_dim.
+  std::vector<double> Embed(const std::vector<core::Architecture>& archs) const;
+  // Predicted latency_ms for each architecture, written to out (archs.size() values).
+  void Predict(const DeviceHead& head, const std::vector<core::Architecture>& archs,
+               double* out) const;
+
+  // The zero-shot head: the prior mean over source devices.
+  DeviceHead Prior() const;
+  // Adapts a head to a device from its observations (at least one). Non-positive or
+  // non-finite latencies are INVALID_ARGUMENT.
+  absl::StatusOr<DeviceHead> Adapt(const std::vector<Observation>& observations) const;
+  // Picks k of candidates (indices) that best pin down a new device's head, given the
+  // architectures already measured: greedy D-optimal design on h(a) under the prior.
+  std::vector<int> Suggest(const std::vector<core::Architecture>& candidates,
+                           const std::vector<core::Architecture>& measured, int k) const;
+
+ private:
+  struct Impl;
+  explicit BaseModel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace latpred::predictor
+
+#endif  // LATPRED_PREDICTOR_PREDICTOR_H_

@@ -1,0 +1,61 @@
+// latpred-server: the gRPC service with its store and models, wired from Options.
+#ifndef LATPRED_SERVICE_SERVER_H_
+#define LATPRED_SERVICE_SERVER_H_
+
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "latpred/predictor/predictor.h"
+
+namespace latpred::service {
+
+struct Options {
+  // Address to listen on; port 0 picks a free one (see Server::port()).
+  std::string listen = "127.0.0.1:50051";
+  // Store URI: a file path or sqlite:PATH. Empty: <data_dir>/latpred.db.
+  std::string store_uri;
+  // Directory for the store and other state.
+  std::string data_dir;
+  // Directory holding the bundled measurements (help/, eagle/).
+  std::string bundled_data_dir;
+  // Bundled devices left out of the source set (e.g. to evaluate one as a new device).
+  std::set<std::string> exclude_devices;
+  // Largest PredictLatency / SubmitSamples batch accepted.
+  int max_batch = 16384;
+  // Threads for training and inference (0: all cores).
+  int threads = 0;
+  predictor::TrainOptions train;
+  // Where progress lines go (default: stderr).
+  std::function<void(const std::string&)> log;
+};
+
+// A running server. Create() binds the port and returns at once; importing the bundled
+// data and training or loading the models continue in the background, and
+// grpc.health.v1 reports SERVING once they are ready.
+class Server {
+ public:
+  static absl::StatusOr<std::unique_ptr<Server>> Create(const Options& options);
+  ~Server();
+
+  // The port bound (useful with port 0).
+  int port() const;
+  // Blocks until the models are ready (OK) or their preparation failed.
+  absl::Status WaitUntilReady();
+  // Blocks until Shutdown() is called from another thread.
+  void Wait();
+  // Reports NOT_SERVING, stops accepting calls, finishes the ones in flight.
+  void Shutdown();
+
+  struct State;
+
+ private:
+  explicit Server(std::unique_ptr<State> state);
+  std::unique_ptr<State> state_;
+};
+
+}  // namespace latpred::service
+
+#endif  // LATPRED_SERVICE_SERVER_H_

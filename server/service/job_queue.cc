@@ -1,0 +1,48 @@
+#include "job_queue.h"
+
+namespace latpred::service {
+
+JobQueue::JobQueue() : thread_([this] { Run(); }) {}
+
+JobQueue::~JobQueue() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  thread_.join();
+}
+
+bool JobQueue::Post(std::function<void()> job) {
+  absl::MutexLock lock(&mu_);
+  if (stopping_) return false;
+  jobs_.push_back(std::move(job));
+  return true;
+}
+
+int JobQueue::pending() const {
+  absl::MutexLock lock(&mu_);
+  return static_cast<int>(jobs_.size()) + running_;
+}
+
+void JobQueue::Run() {
+  for (;;) {
+    std::function<void()> job;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](JobQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
+            return q->stopping_ || !q->jobs_.empty();
+          },
+          this));
+      if (jobs_.empty()) return;  // stopping and drained
+      job = std::move(jobs_.front());
+      jobs_.pop_front();
+      ++running_;
+    }
+    job();
+    absl::MutexLock lock(&mu_);
+    --running_;
+  }
+}
+
+}  // namespace latpred::service

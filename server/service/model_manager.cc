@@ -1,0 +1,260 @@
+#include "model_manager.h"
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <unordered_map>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/match.h"
+#include "latpred/core/search_space.h"
+#include "latpred/core/status_macros.h"
+
+namespace latpred::service {
+namespace {
+
+constexpr char kReferenceLatency[] = "reference_latency";
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Parses stored (canonical) sample architectures into observations.
+absl::StatusOr<std::vector<predictor::Observation>> ToObservations(
+    const core::SearchSpace& space, const std::vector<store::Sample>& samples) {
+  std::vector<predictor::Observation> out;
+  out.reserve(samples.size());
+  for (const store::Sample& s : samples) {
+    ASSIGN_OR_RETURN(core::Architecture arch, space.Parse(s.arch));
+    out.push_back(predictor::Observation{std::move(arch), s.latency_ms});
+  }
+  return out;
+}
+
+std::string FitJson(const predictor::FitStats& fit) {
+  return absl::StrFormat(
+      "{\"samples\":%d,\"fit_spearman\":%.6f,\"fit_mape\":%.6f,\"loo_mape\":%.6f,"
+      "\"seconds\":%.6f}",
+      fit.samples, fit.fit_spearman, fit.fit_mape, fit.loo_mape, fit.seconds);
+}
+
+}  // namespace
+
+ModelManager::ModelManager(store::Store* store, ModelRegistry* registry,
+                           std::function<void(const std::string&)> log)
+    : store_(store), registry_(registry), log_(std::move(log)) {}
+
+absl::Status ModelManager::LoadOrTrainBase(const std::string& space_name,
+                                           const predictor::TrainOptions& options) {
+  ASSIGN_OR_RETURN(const core::SearchSpace* space, core::GetSearchSpace(space_name));
+  ASSIGN_OR_RETURN(std::optional<store::ModelRecord> stored, store_->GetLatestModel("", space_name));
+  if (stored.has_value()) {
+    auto model = predictor::BaseModel::Deserialize(*space, stored->blob);
+    if (model.ok()) {
+      registry_->SetBase(space_name, BaseEntry{*model, stored->version});
+      log_(absl::StrCat(space_name, ": loaded base model v", stored->version, " (",
+                        (*model)->source_devices().size(), " source devices)"));
+      return absl::OkStatus();
+    }
+    log_(absl::StrCat(space_name, ": stored base model v", stored->version,
+                      " is unusable (", model.status().message(), "); training a new one"));
+  }
+
+  // Training data: every source device's samples in this space.
+  auto start = std::chrono::steady_clock::now();
+  ASSIGN_OR_RETURN(std::vector<store::Device> devices, store_->ListDevices());
+  predictor::TrainingData data;
+  data.space = space;
+  std::unordered_map<std::string, size_t> row_of;
+  std::vector<std::vector<std::pair<size_t, double>>> columns;
+  for (const store::Device& d : devices) {
+    if (!d.source) continue;
+    ASSIGN_OR_RETURN(std::vector<store::Sample> samples, store_->GetSamples(d.name, space_name));
+    if (samples.empty()) continue;
+    std::vector<std::pair<size_t, double>> column;
+    column.reserve(samples.size());
+    for (const store::Sample& s : samples) {
+      auto [it, inserted] = row_of.emplace(s.arch, data.archs.size());
+      if (inserted) {
+        ASSIGN_OR_RETURN(core::Architecture arch, space->Parse(s.arch));
+        data.archs.push_back(std::move(arch));
+      }
+      column.emplace_back(it->second, s.latency_ms);
+    }
+    data.devices.push_back(d.name);
+    columns.push_back(std::move(column));
+  }
+  const size_t n = data.archs.size(), m = data.devices.size();
+  data.latency_ms.assign(n * m, std::numeric_limits<double>::quiet_NaN());
+  for (size_t j = 0; j < m; ++j) {
+    for (const auto& [row, v] : columns[j]) data.latency_ms[row * m + j] = v;
+  }
+  log_(absl::StrCat(space_name, ": training the base model on ", m, " source devices, ", n,
+                    " architectures"));
+  predictor::TrainOptions opts = options;
+  opts.progress = [&](int epoch, int epochs, double loss) {
+    if (epoch == epochs || epoch % std::max(1, epochs / 10) == 0) {
+      log_(absl::StrFormat("%s: epoch %d/%d  loss %.4f  (%.0f s)", space_name, epoch, epochs,
+                           loss, SecondsSince(start)));
+    }
+  };
+  ASSIGN_OR_RETURN(std::shared_ptr<const predictor::BaseModel> model,
+                   predictor::BaseModel::Train(data, opts));
+  store::ModelRecord record;
+  record.space = space_name;
+  record.blob = model->Serialize();
+  record.meta_json = absl::StrFormat(
+      "{\"source_devices\":%d,\"architectures\":%d,\"epochs\":%d,\"seconds\":%.1f}",
+      static_cast<int>(m), static_cast<int>(n), opts.epochs, SecondsSince(start));
+  ASSIGN_OR_RETURN(int64_t version, store_->PutModel(record));
+  registry_->SetBase(space_name, BaseEntry{model, version});
+  log_(absl::StrFormat("%s: base model v%d trained in %.1f s", space_name, version,
+                       SecondsSince(start)));
+  return absl::OkStatus();
+}
+
+absl::Status ModelManager::LoadHeads(const std::string& space) {
+  BaseEntry base = registry_->GetBase(space);
+  if (base.model == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("no base model for ", space));
+  }
+  for (const std::string& name : base.model->source_devices()) {
+    auto entry = std::make_shared<HeadEntry>();
+    entry->head = *base.model->SourceHead(name);
+    entry->version = base.version;
+    entry->base_version = base.version;
+    entry->state = v1::MODEL_STATE_SOURCE;
+    registry_->SetHead(name, space, std::move(entry));
+  }
+  ASSIGN_OR_RETURN(std::vector<store::ModelRecord> heads, store_->GetLatestDeviceModels(space));
+  for (const store::ModelRecord& record : heads) {
+    if (record.base_version != base.version) {
+      log_(absl::StrCat(record.device, ": refitting ", space, " head for base model v",
+                        base.version));
+      RETURN_IF_ERROR(Adapt(record.device, space).status());
+      continue;
+    }
+    ASSIGN_OR_RETURN(predictor::DeviceHead head, predictor::DeviceHead::Deserialize(record.blob));
+    auto entry = std::make_shared<HeadEntry>();
+    entry->head = std::move(head);
+    entry->version = record.version;
+    entry->base_version = record.base_version;
+    entry->state = v1::MODEL_STATE_ADAPTED;
+    registry_->SetHead(record.device, space, std::move(entry));
+  }
+  ASSIGN_OR_RETURN(std::vector<store::Device> devices, store_->ListDevices());
+  for (const store::Device& d : devices) {
+    if (!d.source) RETURN_IF_ERROR(RefreshZeroShot(d, space));
+  }
+  return LoadCandidates(space);
+}
+
+absl::Status ModelManager::LoadCandidates(const std::string& space) {
+  BaseEntry base = registry_->GetBase(space);
+  ASSIGN_OR_RETURN(auto counts, store_->CountAllSamples());
+  std::string richest;
+  int64_t most = 0;
+  for (const std::string& name : base.model->source_devices()) {
+    auto it = counts.find(name);
+    if (it == counts.end()) continue;
+    auto c = it->second.find(space);
+    if (c != it->second.end() && c->second > most) {
+      most = c->second;
+      richest = name;
+    }
+  }
+  auto pool = std::make_shared<std::vector<core::Architecture>>();
+  if (!richest.empty()) {
+    ASSIGN_OR_RETURN(std::vector<store::Sample> samples, store_->GetSamples(richest, space));
+    pool->reserve(samples.size());
+    for (const store::Sample& s : samples) {
+      ASSIGN_OR_RETURN(core::Architecture arch, base.model->space().Parse(s.arch));
+      pool->push_back(std::move(arch));
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  candidates_[space] = std::move(pool);
+  return absl::OkStatus();
+}
+
+std::shared_ptr<const std::vector<core::Architecture>> ModelManager::Candidates(
+    const std::string& space) const {
+  absl::MutexLock lock(&mu_);
+  auto it = candidates_.find(space);
+  return it == candidates_.end() ? nullptr : it->second;
+}
+
+absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Adapt(const std::string& device,
+                                                                      const std::string& space) {
+  BaseEntry base = registry_->GetBase(space);
+  if (base.model == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("no base model for space ", space));
+  }
+  ASSIGN_OR_RETURN(store::Device dev, store_->GetDevice(device));
+  if (dev.source) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "device '", device, "' is a bundled source device: its model comes from training"));
+  }
+  ASSIGN_OR_RETURN(std::vector<store::Sample> samples, store_->GetSamples(device, space));
+  if (samples.empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("device '", device, "' has no ", space,
+                     " samples to adapt on: submit some first (SuggestSamples says which)"));
+  }
+  ASSIGN_OR_RETURN(std::vector<predictor::Observation> obs,
+                   ToObservations(base.model->space(), samples));
+  ASSIGN_OR_RETURN(predictor::DeviceHead head, base.model->Adapt(obs));
+  store::ModelRecord record;
+  record.device = device;
+  record.space = space;
+  record.base_version = base.version;
+  record.blob = head.Serialize();
+  record.meta_json = FitJson(head.fit);
+  ASSIGN_OR_RETURN(int64_t version, store_->PutModel(record));
+  auto entry = std::make_shared<HeadEntry>();
+  entry->head = std::move(head);
+  entry->version = version;
+  entry->base_version = base.version;
+  entry->state = v1::MODEL_STATE_ADAPTED;
+  registry_->SetHead(device, space, entry);
+  log_(absl::StrFormat("%s: adapted %s head v%d from %d samples (fit spearman %.3f, LOO MAPE %.1f%%)",
+                       device, space, version, entry->head.fit.samples,
+                       entry->head.fit.fit_spearman, entry->head.fit.loo_mape));
+  return std::shared_ptr<const HeadEntry>(entry);
+}
+
+absl::Status ModelManager::RefreshZeroShot(const store::Device& device, const std::string& space) {
+  auto current = registry_->GetHead(device.name, space);
+  if (current != nullptr && current->state == v1::MODEL_STATE_ADAPTED) return absl::OkStatus();
+  BaseEntry base = registry_->GetBase(space);
+  if (base.model == nullptr) return absl::OkStatus();
+  if (device.descriptor.empty()) {
+    if (current != nullptr) registry_->SetHead(device.name, space, nullptr);
+    return absl::OkStatus();
+  }
+  // Reference latencies of this space in the descriptor ("<space>:<arch>") pin the
+  // head down; without them the prior mean is the best guess.
+  std::vector<predictor::Observation> refs;
+  const std::string prefix = absl::StrCat(space, ":");
+  for (const store::DescriptorFeature& f : device.descriptor) {
+    if (f.source != kReferenceLatency || !absl::StartsWith(f.name, prefix)) continue;
+    auto arch = base.model->space().Parse(f.name.substr(prefix.size()));
+    if (arch.ok() && f.value > 0 && std::isfinite(f.value)) {
+      refs.push_back(predictor::Observation{*arch, f.value});
+    }
+  }
+  auto entry = std::make_shared<HeadEntry>();
+  if (refs.empty()) {
+    entry->head = base.model->Prior();
+  } else {
+    ASSIGN_OR_RETURN(entry->head, base.model->Adapt(refs));
+  }
+  entry->base_version = base.version;
+  entry->state = v1::MODEL_STATE_ZERO_SHOT;
+  registry_->SetHead(device.name, space, std::move(entry));
+  return absl::OkStatus();
+}
+
+}  // namespace latpred::service

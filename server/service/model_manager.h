@@ -1,0 +1,70 @@
+// Builds and keeps the server's models: imports the bundled measurements, trains or
+// loads the base model of each space, adapts device heads from stored samples, and
+// publishes every result to the ModelRegistry.
+#ifndef LATPRED_SERVICE_MODEL_MANAGER_H_
+#define LATPRED_SERVICE_MODEL_MANAGER_H_
+
+#include <functional>
+#include <map>
+#include <vector>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "latpred/predictor/predictor.h"
+#include "latpred/store/store.h"
+#include "model_registry.h"
+
+namespace latpred::service {
+
+// Imports the bundled public measurements (help/, eagle/ under dir) as source devices,
+// leaving out the devices in exclude. Runs once per store: a setting records it.
+absl::Status ImportBundled(store::Store& store, const std::string& dir,
+                           const std::set<std::string>& exclude,
+                           const std::function<void(const std::string&)>& log);
+
+class ModelManager {
+ public:
+  ModelManager(store::Store* store, ModelRegistry* registry,
+               std::function<void(const std::string&)> log);
+
+  // Loads the newest stored base model of the space, or trains one on the source
+  // devices' samples and stores it.
+  absl::Status LoadOrTrainBase(const std::string& space, const predictor::TrainOptions& options);
+
+  // Publishes heads for every device in the space: source heads from the base model,
+  // stored adapted heads (refit when they belong to an older base model) and zero-shot
+  // heads from descriptors.
+  absl::Status LoadHeads(const std::string& space);
+
+  // Fits the device's head from its stored samples, stores it as a new model version
+  // and publishes it.
+  absl::StatusOr<std::shared_ptr<const HeadEntry>> Adapt(const std::string& device,
+                                                          const std::string& space);
+
+  // Publishes a zero-shot head for a registered device that has no adapted head: from
+  // the reference latencies in its descriptor when it has some, else the prior mean.
+  // Does nothing for a device with neither descriptor nor samples.
+  absl::Status RefreshZeroShot(const store::Device& device, const std::string& space);
+
+  // The architectures SuggestSamples chooses from by default: those measured on the
+  // source device with the most samples in the space (set by LoadHeads).
+  std::shared_ptr<const std::vector<core::Architecture>> Candidates(const std::string& space) const;
+
+ private:
+  // Collects the default candidate architectures of a space.
+  absl::Status LoadCandidates(const std::string& space);
+
+  mutable absl::Mutex mu_;
+  std::map<std::string, std::shared_ptr<const std::vector<core::Architecture>>> candidates_
+      ABSL_GUARDED_BY(mu_);
+  store::Store* store_;
+  ModelRegistry* registry_;
+  std::function<void(const std::string&)> log_;
+};
+
+}  // namespace latpred::service
+
+#endif  // LATPRED_SERVICE_MODEL_MANAGER_H_
