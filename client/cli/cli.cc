@@ -1,6 +1,7 @@
 #include "client/cli/cli.h"
 
 #include <cmath>
+#include <cstddef>
 #include <iostream>
 #include <optional>
 #include <string>
@@ -207,7 +208,7 @@ int RunCli(int argc, char** argv, std::istream& in, std::ostream& out,
   if (!at.ok()) return Finish(at.status(), nullptr, err);
   if (*at == args.size()) return RunWithoutCommand(args, out, err);
   const std::string name = args[*at];
-  args.erase(args.begin() + *at);
+  args.erase(args.begin() + static_cast<std::ptrdiff_t>(*at));
   if (name == "help") return RunHelp(args, out, err);
   const Command* command = FindCommandNamed(name);
   if (command == nullptr) {

@@ -57,8 +57,11 @@ class RefusingPort {
     EXPECT_EQ(getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &size), 0);
     port_ = ntohs(addr.sin_port);
   }
+  RefusingPort(const RefusingPort&) = delete;
+  RefusingPort& operator=(const RefusingPort&) = delete;
   ~RefusingPort() { close(fd_); }
 
+  int port() const { return port_; }
   std::string target() const { return absl::StrCat("127.0.0.1:", port_); }
 
  private:
@@ -68,8 +71,7 @@ class RefusingPort {
 
 // A free loopback port (free when this returns; nothing holds it afterwards).
 int FreePort() {
-  RefusingPort port;
-  return std::stoi(port.target().substr(port.target().find(':') + 1));
+  return RefusingPort().port();
 }
 
 // ---------------------------------------------------------------------------

@@ -51,6 +51,7 @@ class ServerProcess {
 
   // Starts the server and waits until it reports its port and SERVING.
   void Start(std::chrono::seconds timeout) {
+    const size_t log_start = ReadFile(log_).size();  // the log is appended across restarts
     pid_ = fork();
     ASSERT_GE(pid_, 0);
     if (pid_ == 0) {
@@ -66,7 +67,7 @@ class ServerProcess {
     while (port_ == 0) {
       ASSERT_TRUE(Alive()) << "server exited early:\n" << ReadFile(log_);
       ASSERT_LT(std::chrono::steady_clock::now(), deadline) << ReadFile(log_);
-      std::string log = ReadFile(log_);
+      std::string log = ReadFile(log_).substr(log_start);
       size_t at = log.rfind("listening on port ");
       if (at != std::string::npos) port_ = std::atoi(log.c_str() + at + 18);
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
