@@ -9,7 +9,7 @@ PKGS=(
   libtorch-dev libopenblas0-pthread
   libsqlite3-dev sqlite3
   libgtest-dev libgmock-dev
-  prometheus-cpp-dev libcpp-httplib-dev
+  prometheus-cpp-dev libcpp-httplib-dev prometheus
 )
 if dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | grep -qv 'install ok installed' \
    || [ "$(dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | wc -l)" -ne "${#PKGS[@]}" ]; then

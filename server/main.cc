@@ -21,6 +21,8 @@ ABSL_FLAG(std::string, bundled_data, LATPRED_BUNDLED_DATA_DIR,
           "directory of the bundled public measurements (help/, eagle/)");
 ABSL_FLAG(std::string, exclude_devices, "",
           "comma-separated bundled devices to leave out of the source set on first import");
+ABSL_FLAG(int, metrics_port, -1,
+          "port for Prometheus /metrics on the --listen host (0: a free one; -1: off)");
 ABSL_FLAG(int, max_batch, 16384, "largest PredictLatency / SubmitSamples batch accepted");
 ABSL_FLAG(int, threads, 0, "threads for training and inference (0: all cores)");
 ABSL_FLAG(int, epochs, 40, "training epochs of the base models");
@@ -67,6 +69,7 @@ int main(int argc, char** argv) {
     options.exclude_devices.insert(std::string(d));
   }
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.train.epochs = absl::GetFlag(FLAGS_epochs);
   options.train.seed = absl::GetFlag(FLAGS_seed);
@@ -77,6 +80,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("latpred-server listening on port %d\n", (*server)->port());
+  if ((*server)->metrics_port() >= 0) {
+    std::printf("latpred-server metrics on port %d\n", (*server)->metrics_port());
+  }
   std::fflush(stdout);
 
   std::thread signal_waiter([&] {

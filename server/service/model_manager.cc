@@ -43,8 +43,8 @@ std::string FitJson(const predictor::FitStats& fit) {
 }  // namespace
 
 ModelManager::ModelManager(store::Store* store, ModelRegistry* registry,
-                           std::function<void(const std::string&)> log)
-    : store_(store), registry_(registry), log_(std::move(log)) {}
+                           metrics::Metrics* metrics, std::function<void(const std::string&)> log)
+    : store_(store), registry_(registry), metrics_(metrics), log_(std::move(log)) {}
 
 absl::Status ModelManager::LoadOrTrainBase(const std::string& space_name,
                                            const predictor::TrainOptions& options) {
@@ -110,6 +110,7 @@ absl::Status ModelManager::LoadOrTrainBase(const std::string& space_name,
       static_cast<int>(m), static_cast<int>(n), opts.epochs, SecondsSince(start));
   ASSIGN_OR_RETURN(int64_t version, store_->PutModel(record));
   registry_->SetBase(space_name, BaseEntry{model, version});
+  if (metrics_ != nullptr) metrics_->ObserveTraining(space_name, SecondsSince(start));
   log_(absl::StrFormat("%s: base model v%d trained in %.1f s", space_name, version,
                        SecondsSince(start)));
   return absl::OkStatus();
@@ -219,6 +220,7 @@ absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Adapt(const std::
   entry->base_version = base.version;
   entry->state = v1::MODEL_STATE_ADAPTED;
   registry_->SetHead(device, space, entry);
+  if (metrics_ != nullptr) metrics_->ObserveAdaptation(entry->head.fit.seconds);
   log_(absl::StrFormat("%s: adapted %s head v%d from %d samples (fit spearman %.3f, LOO MAPE %.1f%%)",
                        device, space, version, entry->head.fit.samples,
                        entry->head.fit.fit_spearman, entry->head.fit.loo_mape));

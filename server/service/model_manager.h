@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "latpred/metrics/metrics.h"
 #include "latpred/predictor/predictor.h"
 #include "latpred/store/store.h"
 #include "model_registry.h"
@@ -27,7 +28,8 @@ absl::Status ImportBundled(store::Store& store, const std::string& dir,
 
 class ModelManager {
  public:
-  ModelManager(store::Store* store, ModelRegistry* registry,
+  // metrics may be null.
+  ModelManager(store::Store* store, ModelRegistry* registry, metrics::Metrics* metrics,
                std::function<void(const std::string&)> log);
 
   // Loads the newest stored base model of the space, or trains one on the source
@@ -62,6 +64,7 @@ class ModelManager {
       ABSL_GUARDED_BY(mu_);
   store::Store* store_;
   ModelRegistry* registry_;
+  metrics::Metrics* metrics_;
   std::function<void(const std::string&)> log_;
 };
 

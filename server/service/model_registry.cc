@@ -26,4 +26,10 @@ std::shared_ptr<const HeadEntry> ModelRegistry::GetHead(const std::string& devic
   return it == heads_.end() ? nullptr : it->second;
 }
 
+std::map<std::pair<std::string, std::string>, std::shared_ptr<const HeadEntry>>
+ModelRegistry::Heads() const {
+  absl::ReaderMutexLock lock(&mu_);
+  return heads_;
+}
+
 }  // namespace latpred::service

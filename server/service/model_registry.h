@@ -44,6 +44,8 @@ class ModelRegistry {
   // The head of a device in a space, or nullptr.
   std::shared_ptr<const HeadEntry> GetHead(const std::string& device,
                                            const std::string& space) const;
+  // Every head, keyed by (device, space).
+  std::map<std::pair<std::string, std::string>, std::shared_ptr<const HeadEntry>> Heads() const;
 
  private:
   mutable absl::Mutex mu_;

@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <set>
 #include <iostream>
 #include <thread>
 
@@ -15,6 +17,7 @@
 #include "absl/synchronization/notification.h"
 #include "latpred/core/search_space.h"
 #include "latpred/core/status_macros.h"
+#include "latpred/metrics/metrics.h"
 #include "latpred/store/store.h"
 #include "job_queue.h"
 #include "model_manager.h"
@@ -43,6 +46,8 @@ std::string DefaultDataDir() {
 struct Server::State {
   Options options;
   std::unique_ptr<store::Store> store;
+  metrics::Metrics metrics{LATPRED_VERSION};
+  std::unique_ptr<metrics::MetricsHttpServer> metrics_server;
   ModelRegistry registry;
   std::unique_ptr<ModelManager> manager;
   std::unique_ptr<JobQueue> jobs;
@@ -71,6 +76,32 @@ struct Server::State {
     return absl::OkStatus();
   }
 
+  // Sets the state gauges from the store and the registry, before each scrape.
+  void RefreshGauges(metrics::Metrics& m) {
+    auto devices = store->ListDevices();
+    auto counts = store->CountAllSamples();
+    if (!devices.ok() || !counts.ok()) return;
+    int64_t source = 0;
+    std::set<std::string> registered;
+    for (const store::Device& d : *devices) {
+      if (d.source) ++source;
+      else registered.insert(d.name);
+    }
+    m.SetDevices("source", source);
+    m.SetDevices("registered", static_cast<int64_t>(registered.size()));
+    std::map<std::string, int64_t> per_space;
+    for (const std::string& space : core::SearchSpaceNames()) per_space[space] = 0;
+    for (const auto& [device, spaces] : *counts) {
+      for (const auto& [space, n] : spaces) per_space[space] += n;
+    }
+    for (const auto& [space, n] : per_space) m.SetSamples(space, n);
+    for (const auto& [key, head] : registry.Heads()) {
+      if (head != nullptr && registered.count(key.first)) {
+        m.SetModelVersion(key.first, key.second, head->version);
+      }
+    }
+  }
+
   void SetServing(bool serving) {
     grpc::HealthCheckServiceInterface* health = grpc_server->GetHealthCheckService();
     if (health == nullptr) return;
@@ -84,6 +115,10 @@ Server::Server(std::unique_ptr<State> state) : state_(std::move(state)) {}
 Server::~Server() { Shutdown(); }
 
 int Server::port() const { return state_->port; }
+
+int Server::metrics_port() const {
+  return state_->metrics_server ? state_->metrics_server->port() : -1;
+}
 
 absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
   auto state = std::make_unique<State>();
@@ -103,13 +138,15 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
   ASSIGN_OR_RETURN(state->store, store::OpenStore(opts.store_uri));
   opts.log(absl::StrCat("store: ", opts.store_uri, " (schema v", state->store->schema_version(), ")"));
 
-  state->manager = std::make_unique<ModelManager>(state->store.get(), &state->registry, opts.log);
+  state->manager = std::make_unique<ModelManager>(state->store.get(), &state->registry,
+                                                  &state->metrics, opts.log);
   state->jobs = std::make_unique<JobQueue>();
   ServiceContext context;
   context.store = state->store.get();
   context.registry = &state->registry;
   context.manager = state->manager.get();
   context.jobs = state->jobs.get();
+  context.metrics = &state->metrics;
   context.max_batch = opts.max_batch;
   context.ready = &state->ready;
   state->service = std::make_unique<LatencyPredictorService>(context);
@@ -130,6 +167,13 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
   state->SetServing(false);
 
   State* s = state.get();
+  if (opts.metrics_port >= 0) {
+    const std::string host = opts.listen.substr(0, opts.listen.rfind(':'));
+    state->metrics.SetRefresher([s](metrics::Metrics& m) { s->RefreshGauges(m); });
+    ASSIGN_OR_RETURN(state->metrics_server,
+                     metrics::MetricsHttpServer::Start(host.empty() ? "0.0.0.0" : host,
+                                                       opts.metrics_port, &state->metrics));
+  }
   state->preparer = std::thread([s] {
     absl::Status status = s->Prepare();
     if (status.ok()) {
@@ -160,6 +204,7 @@ void Server::Shutdown() {
   state_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (state_->preparer.joinable()) state_->preparer.join();
   state_->jobs.reset();  // finishes queued adaptations before the store closes
+  state_->metrics_server.reset();
 }
 
 }  // namespace latpred::service

@@ -1,5 +1,6 @@
 #include "service.h"
 
+#include <chrono>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -97,11 +98,25 @@ void FillFit(const predictor::FitStats& fit, v1::FitStats* out) {
   out->set_seconds(fit.seconds);
 }
 
-// Finishes a reactor with the status of work done inline.
-grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context,
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+// Finishes a reactor with a status and counts the call.
+void Finish(grpc::ServerUnaryReactor* reactor, metrics::Metrics* m, metrics::Method method,
+            Clock::time_point start, const absl::Status& status) {
+  reactor->Finish(ToGrpcStatus(status));
+  if (m != nullptr) m->ObserveRequest(method, static_cast<int>(status.code()), SecondsSince(start));
+}
+
+// Finishes the call with the status of work done inline.
+grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, metrics::Metrics* m,
+                                     metrics::Method method, Clock::time_point start,
                                      const absl::Status& status) {
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  reactor->Finish(ToGrpcStatus(status));
+  Finish(reactor, m, method, start, status);
   return reactor;
 }
 
@@ -324,43 +339,56 @@ absl::Status LatencyPredictorService::DoPredictLatency(const v1::PredictLatencyR
   response->set_model_version(head->version);
   response->set_state(head->state);
   response->set_zero_shot(head->state == v1::MODEL_STATE_ZERO_SHOT);
+  if (ctx_.metrics != nullptr) ctx_.metrics->ObservePredictions(request.space(), request.archs_size());
   return absl::OkStatus();
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::RegisterDevice(
     grpc::CallbackServerContext* context, const v1::RegisterDeviceRequest* request,
     v1::RegisterDeviceResponse* response) {
-  return FinishWith(context, DoRegisterDevice(*request, response));
+  const auto start = Clock::now();
+  return FinishWith(context, ctx_.metrics, metrics::Method::kRegisterDevice, start,
+                    DoRegisterDevice(*request, response));
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::ListDevices(
     grpc::CallbackServerContext* context, const v1::ListDevicesRequest* request,
     v1::ListDevicesResponse* response) {
-  return FinishWith(context, DoListDevices(*request, response));
+  const auto start = Clock::now();
+  return FinishWith(context, ctx_.metrics, metrics::Method::kListDevices, start,
+                    DoListDevices(*request, response));
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::GetDevice(grpc::CallbackServerContext* context,
                                                              const v1::GetDeviceRequest* request,
                                                              v1::Device* response) {
-  return FinishWith(context, DoGetDevice(*request, response));
+  const auto start = Clock::now();
+  return FinishWith(context, ctx_.metrics, metrics::Method::kGetDevice, start,
+                    DoGetDevice(*request, response));
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::SubmitSamples(
     grpc::CallbackServerContext* context, const v1::SubmitSamplesRequest* request,
     v1::SubmitSamplesResponse* response) {
-  return FinishWith(context, DoSubmitSamples(*request, response));
+  const auto start = Clock::now();
+  return FinishWith(context, ctx_.metrics, metrics::Method::kSubmitSamples, start,
+                    DoSubmitSamples(*request, response));
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::SuggestSamples(
     grpc::CallbackServerContext* context, const v1::SuggestSamplesRequest* request,
     v1::SuggestSamplesResponse* response) {
-  return FinishWith(context, DoSuggestSamples(*request, response));
+  const auto start = Clock::now();
+  return FinishWith(context, ctx_.metrics, metrics::Method::kSuggestSamples, start,
+                    DoSuggestSamples(*request, response));
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::PredictLatency(
     grpc::CallbackServerContext* context, const v1::PredictLatencyRequest* request,
     v1::PredictLatencyResponse* response) {
-  return FinishWith(context, DoPredictLatency(*request, response));
+  const auto start = Clock::now();
+  return FinishWith(context, ctx_.metrics, metrics::Method::kPredictLatency, start,
+                    DoPredictLatency(*request, response));
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::GetServerInfo(
@@ -370,39 +398,43 @@ grpc::ServerUnaryReactor* LatencyPredictorService::GetServerInfo(
   for (const std::string& space : core::SearchSpaceNames()) response->add_spaces(space);
   response->set_max_batch(ctx_.max_batch);
   response->set_ready(ctx_.ready->load());
-  return FinishWith(context, absl::OkStatus());
+  return FinishWith(context, ctx_.metrics, metrics::Method::kGetServerInfo, Clock::now(),
+                    absl::OkStatus());
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::AdaptDevice(
     grpc::CallbackServerContext* context, const v1::AdaptDeviceRequest* request,
     v1::AdaptDeviceResponse* response) {
   // Cheap checks inline; the fit itself runs on the job queue, which finishes the call.
+  const auto start = Clock::now();
+  constexpr metrics::Method kMethod = metrics::Method::kAdaptDevice;
   absl::Status status = CheckReady();
   if (status.ok()) status = ValidateDeviceName(request->device());
   if (status.ok()) status = core::GetSearchSpace(request->space()).status();
   if (status.ok()) status = ctx_.store->GetDevice(request->device()).status();
-  if (!status.ok()) return FinishWith(context, status);
+  if (!status.ok()) return FinishWith(context, ctx_.metrics, kMethod, start, status);
 
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   const std::string device = request->device(), space = request->space();
   ModelManager* manager = ctx_.manager;
+  metrics::Metrics* m = ctx_.metrics;
+  const absl::Status shutting_down = absl::UnavailableError("server is shutting down");
   if (request->no_wait()) {
     bool queued = ctx_.jobs->Post([manager, device, space] { (void)manager->Adapt(device, space); });
     response->set_pending(true);
-    reactor->Finish(queued ? grpc::Status::OK
-                           : ToGrpcStatus(absl::UnavailableError("server is shutting down")));
+    Finish(reactor, m, kMethod, start, queued ? absl::OkStatus() : shutting_down);
     return reactor;
   }
-  bool queued = ctx_.jobs->Post([manager, device, space, reactor, response] {
+  bool queued = ctx_.jobs->Post([manager, device, space, reactor, response, m, start] {
     auto entry = manager->Adapt(device, space);
     if (entry.ok()) {
       response->set_model_version((*entry)->version);
       response->set_state((*entry)->state);
       FillFit((*entry)->head.fit, response->mutable_fit());
     }
-    reactor->Finish(ToGrpcStatus(entry.status()));
+    Finish(reactor, m, kMethod, start, entry.status());
   });
-  if (!queued) reactor->Finish(ToGrpcStatus(absl::UnavailableError("server is shutting down")));
+  if (!queued) Finish(reactor, m, kMethod, start, shutting_down);
   return reactor;
 }
 

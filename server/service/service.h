@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "job_queue.h"
+#include "latpred/metrics/metrics.h"
 #include "latpred/store/store.h"
 #include "latpred/v1/latpred.grpc.pb.h"
 #include "model_manager.h"
@@ -18,6 +19,7 @@ struct ServiceContext {
   ModelRegistry* registry = nullptr;
   ModelManager* manager = nullptr;
   JobQueue* jobs = nullptr;
+  metrics::Metrics* metrics = nullptr;
   int max_batch = 0;
   const std::atomic<bool>* ready = nullptr;
 };

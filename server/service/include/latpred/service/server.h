@@ -23,6 +23,8 @@ struct Options {
   std::string bundled_data_dir;
   // Bundled devices left out of the source set (e.g. to evaluate one as a new device).
   std::set<std::string> exclude_devices;
+  // Port for Prometheus' /metrics on the host of `listen`; 0 picks a free one, -1 is off.
+  int metrics_port = -1;
   // Largest PredictLatency / SubmitSamples batch accepted.
   int max_batch = 16384;
   // Threads for training and inference (0: all cores).
@@ -42,6 +44,8 @@ class Server {
 
   // The port bound (useful with port 0).
   int port() const;
+  // The /metrics port bound, or -1 when metrics are off.
+  int metrics_port() const;
   // Blocks until the models are ready (OK) or their preparation failed.
   absl::Status WaitUntilReady();
   // Blocks until Shutdown() is called from another thread.
