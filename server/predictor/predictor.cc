@@ -68,6 +68,9 @@ void SetThreads(int threads) {
   torch::set_num_threads(threads);
 }
 
+// Spaces with at most this many architectures get every embedding computed once.
+constexpr int64_t kMaxDenseArchitectures = 1 << 20;
+
 struct BaseModel::Impl {
   const core::SearchSpace* space = nullptr;
   int features = 0;
@@ -77,6 +80,37 @@ struct BaseModel::Impl {
   ArchNet net{nullptr};
   std::vector<std::string> devices;
   std::vector<DeviceHead> heads;
+  // h(a) of every architecture of a small space (NAS-Bench-201: 5^6), indexed by the
+  // ops read as digits base num_ops; empty for large spaces (FBNet: 9^22). Every op
+  // combination is a member of both built-in spaces.
+  std::vector<double> dense;
+
+  int64_t DenseIndex(const core::Architecture& arch) const {
+    int64_t index = 0;
+    for (size_t i = arch.ops.size(); i-- > 0;) index = index * space->num_ops() + arch.ops[i];
+    return index;
+  }
+
+  // Fills `dense` when the space is small enough.
+  void BuildDenseTable() {
+    int64_t count = 1;
+    for (int i = 0; i < space->num_positions() && count <= kMaxDenseArchitectures; ++i) {
+      count *= space->num_ops();
+    }
+    if (count > kMaxDenseArchitectures) return;
+    std::vector<core::Architecture> all(count);
+    for (int64_t index = 0; index < count; ++index) {
+      all[index].ops.resize(space->num_positions());
+      int64_t rest = index;
+      for (int i = 0; i < space->num_positions(); ++i) {
+        all[index].ops[i] = static_cast<uint8_t>(rest % space->num_ops());
+        rest /= space->num_ops();
+      }
+    }
+    c10::InferenceMode guard;
+    torch::Tensor h = net->forward(EncodeAll(*space, all)).to(torch::kFloat64).contiguous();
+    dense.assign(h.data_ptr<double>(), h.data_ptr<double>() + count * dim);
+  }
 };
 
 BaseModel::BaseModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -193,6 +227,7 @@ absl::StatusOr<std::shared_ptr<const BaseModel>> BaseModel::Train(
     }
   }
   impl->net->eval();
+  impl->BuildDenseTable();
 
   // Heads in log-latency space: log t = dev_std * (h.z + b) + dev_mean.
   torch::Tensor zc = z.detach().to(torch::kFloat64).contiguous();
@@ -223,9 +258,16 @@ absl::StatusOr<std::shared_ptr<const BaseModel>> BaseModel::Train(
 }
 
 std::vector<double> BaseModel::Embed(const std::vector<core::Architecture>& archs) const {
-  c10::InferenceMode guard;
   std::vector<double> out(archs.size() * impl_->dim);
   if (archs.empty()) return out;
+  if (!impl_->dense.empty()) {
+    for (size_t i = 0; i < archs.size(); ++i) {
+      const double* h = &impl_->dense[impl_->DenseIndex(archs[i]) * impl_->dim];
+      std::copy(h, h + impl_->dim, &out[i * impl_->dim]);
+    }
+    return out;
+  }
+  c10::InferenceMode guard;
   torch::Tensor h = impl_->net->forward(EncodeAll(*impl_->space, archs))
                         .to(torch::kFloat64)
                         .contiguous();
@@ -236,6 +278,16 @@ std::vector<double> BaseModel::Embed(const std::vector<core::Architecture>& arch
 void BaseModel::Predict(const DeviceHead& head, const std::vector<core::Architecture>& archs,
                         double* out) const {
   if (archs.empty()) return;
+  if (!impl_->dense.empty()) {
+    const int dim = impl_->dim;
+    for (size_t i = 0; i < archs.size(); ++i) {
+      const double* h = &impl_->dense[impl_->DenseIndex(archs[i]) * dim];
+      double y = head.b;
+      for (int k = 0; k < dim; ++k) y += h[k] * head.z[k];
+      out[i] = std::exp(y);
+    }
+    return;
+  }
   c10::InferenceMode guard;
   torch::Tensor z = torch::from_blob(const_cast<double*>(head.z.data()),
                                      {static_cast<int64_t>(head.z.size())}, torch::kFloat64)
@@ -309,6 +361,7 @@ absl::StatusOr<std::shared_ptr<const BaseModel>> BaseModel::Deserialize(
     archive.load_from(body.data(), body.size());
     impl->net->load(archive);
     impl->net->eval();
+    impl->BuildDenseTable();
     torch::Tensor hz, hb;
     archive.read("heads_z", hz, /*is_buffer=*/true);
     archive.read("heads_b", hb, /*is_buffer=*/true);
