@@ -1,11 +1,15 @@
 #include "latpred/client/client.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <utility>
 
 #include "absl/memory/memory.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
 #include "grpc/grpc.h"
 #include "grpcpp/client_context.h"
 #include "grpcpp/create_channel.h"
@@ -40,6 +44,18 @@ grpc::ChannelArguments ChannelArgs() {
 
 }  // namespace
 
+absl::StatusOr<std::string> TokenFromEnvironment() {
+  if (const char* file = std::getenv("LATPRED_TOKEN_FILE"); file != nullptr && *file) {
+    std::ifstream in(file);
+    if (!in) return absl::NotFoundError(absl::StrCat("cannot read LATPRED_TOKEN_FILE ", file));
+    std::string token;
+    std::getline(in, token);
+    return std::string(absl::StripAsciiWhitespace(token));
+  }
+  if (const char* token = std::getenv("LATPRED_TOKEN"); token != nullptr) return std::string(token);
+  return std::string();
+}
+
 absl::Status ToAbslStatus(const grpc::Status& status) {
   return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
                       status.error_message());
@@ -53,8 +69,20 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
     return absl::InvalidArgumentError(absl::StrCat(
         "timeout must be positive, got ", absl::FormatDuration(options.timeout)));
   }
-  std::shared_ptr<grpc::Channel> channel = grpc::CreateCustomChannel(
-      options.target, grpc::InsecureChannelCredentials(), ChannelArgs());
+  std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
+  if (!options.ca_file.empty()) {
+    std::ifstream in(options.ca_file);
+    if (!in) {
+      return absl::NotFoundError(absl::StrCat("cannot read CA file ", options.ca_file));
+    }
+    std::stringstream pem;
+    pem << in.rdbuf();
+    grpc::SslCredentialsOptions ssl;
+    ssl.pem_root_certs = pem.str();
+    credentials = grpc::SslCredentials(ssl);
+  }
+  std::shared_ptr<grpc::Channel> channel =
+      grpc::CreateCustomChannel(options.target, credentials, ChannelArgs());
   return absl::WrapUnique(new Client(options, std::move(channel)));
 }
 
@@ -69,6 +97,7 @@ absl::StatusOr<Response> Client::Call(StubMethod<Request, Response> method,
                                       const Request& request) {
   grpc::ClientContext context;
   SetDeadline(context, options_.timeout);
+  if (!options_.token.empty()) context.AddMetadata("authorization", "Bearer " + options_.token);
   Response response;
   grpc::Status status = ((*stub_).*method)(&context, request, &response);
   if (!status.ok()) return CallError(status);

@@ -8,8 +8,9 @@ PKGS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libtorch-dev libopenblas0-pthread
   libsqlite3-dev sqlite3
+  libpapi-dev
   libgtest-dev libgmock-dev
-  prometheus-cpp-dev libcpp-httplib-dev prometheus
+  prometheus-cpp-dev libcpp-httplib-dev prometheus openssl curl
 )
 if dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | grep -qv 'install ok installed' \
    || [ "$(dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | wc -l)" -ne "${#PKGS[@]}" ]; then

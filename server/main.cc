@@ -1,8 +1,11 @@
 // latpred-server: serves latency predictions over gRPC. Flags become Server::Options;
 // SIGINT or SIGTERM shuts it down cleanly.
+#include <cctype>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <iostream>
 #include <thread>
 
@@ -23,6 +26,12 @@ ABSL_FLAG(std::string, exclude_devices, "",
           "comma-separated bundled devices to leave out of the source set on first import");
 ABSL_FLAG(int, metrics_port, -1,
           "port for Prometheus /metrics on the --listen host (0: a free one; -1: off)");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate chain: serve gRPC over TLS (with --tls-key)");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
+ABSL_FLAG(std::string, token_file, "",
+          "file holding the bearer token that writes need (or set LATPRED_TOKEN); never "
+          "pass the token itself on the command line");
+ABSL_FLAG(bool, token_for_reads, false, "require the token for reads too");
 ABSL_FLAG(int, max_batch, 16384, "largest PredictLatency / SubmitSamples batch accepted");
 ABSL_FLAG(int, threads, 0, "threads for training and inference (0: all cores)");
 ABSL_FLAG(int, epochs, 40, "training epochs of the base models");
@@ -70,6 +79,22 @@ int main(int argc, char** argv) {
   }
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
+  options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
+  options.tls_key_file = absl::GetFlag(FLAGS_tls_key);
+  options.token_for_reads = absl::GetFlag(FLAGS_token_for_reads);
+  if (const std::string file = absl::GetFlag(FLAGS_token_file); !file.empty()) {
+    std::ifstream in(file);
+    std::getline(in, options.token);
+    while (!options.token.empty() && std::isspace(static_cast<unsigned char>(options.token.back()))) {
+      options.token.pop_back();
+    }
+    if (options.token.empty()) {
+      std::cerr << "latpred-server: --token-file " << file << " is unreadable or empty" << std::endl;
+      return 1;
+    }
+  } else if (const char* token = std::getenv("LATPRED_TOKEN"); token != nullptr) {
+    options.token = token;
+  }
   options.threads = absl::GetFlag(FLAGS_threads);
   options.train.epochs = absl::GetFlag(FLAGS_epochs);
   options.train.seed = absl::GetFlag(FLAGS_seed);

@@ -37,6 +37,8 @@ const std::vector<FlagSpec>& GlobalFlags() {
       {"server", "HOST:PORT",
        absl::StrCat("server address (default ", client::ClientOptions().target, ")")},
       {"json", "", "print JSON instead of tables"},
+      {"ca", "FILE", "CA certificate (PEM) of a TLS server; the token comes from "
+                     "$LATPRED_TOKEN_FILE or $LATPRED_TOKEN"},
       {"timeout", "SECONDS",
        absl::StrCat("deadline of each call (default ",
                     absl::ToDoubleSeconds(client::ClientOptions().timeout), ")")},
@@ -72,7 +74,7 @@ std::string CommandLine(const Command& command) {
 std::string MainUsage() {
   std::string text =
       "latpred: predicts the latency of neural networks on barely-seen devices.\n\n"
-      "usage: latpred [--server HOST:PORT] [--json] [--timeout SECONDS] COMMAND [ARGS]\n"
+      "usage: latpred [--server HOST:PORT] [--ca FILE] [--json] [--timeout SECONDS] COMMAND [ARGS]\n"
       "\ncommands:\n";
   for (const Command& command : Commands()) {
     absl::StrAppend(&text, "  ", CommandLine(command), "\n      ", command.summary, "\n");
@@ -145,6 +147,10 @@ absl::StatusOr<GlobalOptions> ParseGlobalOptions(const ParsedArgs& args) {
     }
     options.client.timeout = absl::Seconds(seconds);
   }
+  if (std::optional<std::string> ca = args.Get("ca")) options.client.ca_file = *ca;
+  absl::StatusOr<std::string> token = client::TokenFromEnvironment();
+  if (!token.ok()) return token.status();
+  options.client.token = *token;
   return options;
 }
 

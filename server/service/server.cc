@@ -7,6 +7,8 @@
 #include <atomic>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <map>
 #include <set>
 #include <iostream>
@@ -39,6 +41,20 @@ std::string DefaultDataDir() {
     return absl::StrCat(home, "/.local/share/latpred");
   }
   return "latpred-data";
+}
+
+// The contents of a PEM file named by a flag.
+absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
+  if (path.empty()) {
+    return absl::InvalidArgumentError("TLS needs both --tls-cert and --tls-key");
+  }
+  std::ifstream in(path);
+  std::stringstream pem;
+  pem << in.rdbuf();
+  if (!in || pem.str().find("-----BEGIN") == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(flag, " ", path, " is not a readable PEM file"));
+  }
+  return pem.str();
 }
 
 }  // namespace
@@ -149,12 +165,22 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
   context.metrics = &state->metrics;
   context.max_batch = opts.max_batch;
   context.ready = &state->ready;
+  context.token = opts.token;
+  context.token_for_reads = opts.token_for_reads;
   state->service = std::make_unique<LatencyPredictorService>(context);
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  std::shared_ptr<grpc::ServerCredentials> credentials = grpc::InsecureServerCredentials();
+  if (!opts.tls_cert_file.empty() || !opts.tls_key_file.empty()) {
+    ASSIGN_OR_RETURN(std::string cert, ReadPem(opts.tls_cert_file, "--tls-cert"));
+    ASSIGN_OR_RETURN(std::string key, ReadPem(opts.tls_key_file, "--tls-key"));
+    grpc::SslServerCredentialsOptions ssl;
+    ssl.pem_key_cert_pairs.push_back({key, cert});
+    credentials = grpc::SslServerCredentials(ssl);
+  }
   grpc::ServerBuilder builder;
-  builder.AddListeningPort(opts.listen, grpc::InsecureServerCredentials(), &state->port);
+  builder.AddListeningPort(opts.listen, credentials, &state->port);
   builder.RegisterService(state->service.get());
   builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);

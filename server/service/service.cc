@@ -122,6 +122,27 @@ grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, metri
 
 }  // namespace
 
+absl::Status LatencyPredictorService::Authorize(const grpc::CallbackServerContext& context,
+                                                bool write) const {
+  if (ctx_.token.empty()) return absl::OkStatus();
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) {
+    if (!write && !ctx_.token_for_reads) return absl::OkStatus();
+    return absl::UnauthenticatedError(
+        "this call needs a bearer token: set LATPRED_TOKEN or LATPRED_TOKEN_FILE");
+  }
+  const std::string expected = "Bearer " + ctx_.token;
+  const std::string given(it->second.data(), it->second.size());
+  // Constant-time comparison: the time taken says nothing about the token.
+  unsigned char diff = given.size() == expected.size() ? 0 : 1;
+  for (size_t i = 0; i < given.size(); ++i) {
+    diff |= static_cast<unsigned char>(given[i] ^ expected[i % expected.size()]);
+  }
+  if (diff != 0) return absl::UnauthenticatedError("wrong bearer token");
+  return absl::OkStatus();
+}
+
 absl::Status LatencyPredictorService::CheckReady() const {
   if (!ctx_.ready->load(std::memory_order_acquire)) {
     return absl::UnavailableError(
@@ -347,48 +368,54 @@ grpc::ServerUnaryReactor* LatencyPredictorService::RegisterDevice(
     grpc::CallbackServerContext* context, const v1::RegisterDeviceRequest* request,
     v1::RegisterDeviceResponse* response) {
   const auto start = Clock::now();
-  return FinishWith(context, ctx_.metrics, metrics::Method::kRegisterDevice, start,
-                    DoRegisterDevice(*request, response));
+  absl::Status status = Authorize(*context, /*write=*/true);
+  if (status.ok()) status = DoRegisterDevice(*request, response);
+  return FinishWith(context, ctx_.metrics, metrics::Method::kRegisterDevice, start, status);
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::ListDevices(
     grpc::CallbackServerContext* context, const v1::ListDevicesRequest* request,
     v1::ListDevicesResponse* response) {
   const auto start = Clock::now();
-  return FinishWith(context, ctx_.metrics, metrics::Method::kListDevices, start,
-                    DoListDevices(*request, response));
+  absl::Status status = Authorize(*context, /*write=*/false);
+  if (status.ok()) status = DoListDevices(*request, response);
+  return FinishWith(context, ctx_.metrics, metrics::Method::kListDevices, start, status);
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::GetDevice(grpc::CallbackServerContext* context,
                                                              const v1::GetDeviceRequest* request,
                                                              v1::Device* response) {
   const auto start = Clock::now();
-  return FinishWith(context, ctx_.metrics, metrics::Method::kGetDevice, start,
-                    DoGetDevice(*request, response));
+  absl::Status status = Authorize(*context, /*write=*/false);
+  if (status.ok()) status = DoGetDevice(*request, response);
+  return FinishWith(context, ctx_.metrics, metrics::Method::kGetDevice, start, status);
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::SubmitSamples(
     grpc::CallbackServerContext* context, const v1::SubmitSamplesRequest* request,
     v1::SubmitSamplesResponse* response) {
   const auto start = Clock::now();
-  return FinishWith(context, ctx_.metrics, metrics::Method::kSubmitSamples, start,
-                    DoSubmitSamples(*request, response));
+  absl::Status status = Authorize(*context, /*write=*/true);
+  if (status.ok()) status = DoSubmitSamples(*request, response);
+  return FinishWith(context, ctx_.metrics, metrics::Method::kSubmitSamples, start, status);
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::SuggestSamples(
     grpc::CallbackServerContext* context, const v1::SuggestSamplesRequest* request,
     v1::SuggestSamplesResponse* response) {
   const auto start = Clock::now();
-  return FinishWith(context, ctx_.metrics, metrics::Method::kSuggestSamples, start,
-                    DoSuggestSamples(*request, response));
+  absl::Status status = Authorize(*context, /*write=*/false);
+  if (status.ok()) status = DoSuggestSamples(*request, response);
+  return FinishWith(context, ctx_.metrics, metrics::Method::kSuggestSamples, start, status);
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::PredictLatency(
     grpc::CallbackServerContext* context, const v1::PredictLatencyRequest* request,
     v1::PredictLatencyResponse* response) {
   const auto start = Clock::now();
-  return FinishWith(context, ctx_.metrics, metrics::Method::kPredictLatency, start,
-                    DoPredictLatency(*request, response));
+  absl::Status status = Authorize(*context, /*write=*/false);
+  if (status.ok()) status = DoPredictLatency(*request, response);
+  return FinishWith(context, ctx_.metrics, metrics::Method::kPredictLatency, start, status);
 }
 
 grpc::ServerUnaryReactor* LatencyPredictorService::GetServerInfo(
@@ -408,7 +435,8 @@ grpc::ServerUnaryReactor* LatencyPredictorService::AdaptDevice(
   // Cheap checks inline; the fit itself runs on the job queue, which finishes the call.
   const auto start = Clock::now();
   constexpr metrics::Method kMethod = metrics::Method::kAdaptDevice;
-  absl::Status status = CheckReady();
+  absl::Status status = Authorize(*context, /*write=*/true);
+  if (status.ok()) status = CheckReady();
   if (status.ok()) status = ValidateDeviceName(request->device());
   if (status.ok()) status = core::GetSearchSpace(request->space()).status();
   if (status.ok()) status = ctx_.store->GetDevice(request->device()).status();

@@ -22,6 +22,9 @@ struct ServiceContext {
   metrics::Metrics* metrics = nullptr;
   int max_batch = 0;
   const std::atomic<bool>* ready = nullptr;
+  // Bearer token required for writes (and for reads when token_for_reads); "" = none.
+  std::string token;
+  bool token_for_reads = false;
 };
 
 class LatencyPredictorService final : public v1::LatencyPredictor::CallbackService {
@@ -65,6 +68,9 @@ class LatencyPredictorService final : public v1::LatencyPredictor::CallbackServi
                                 v1::SuggestSamplesResponse* response);
   absl::Status DoPredictLatency(const v1::PredictLatencyRequest& request,
                                 v1::PredictLatencyResponse* response);
+  // UNAUTHENTICATED when a token is configured and the call lacks it (writes, or reads
+  // when token_for_reads) or carries a wrong one.
+  absl::Status Authorize(const grpc::CallbackServerContext& context, bool write) const;
   // UNAVAILABLE until the models are ready.
   absl::Status CheckReady() const;
   // Fills a Device message from the store record, sample counts and the registry.

@@ -26,7 +26,15 @@ struct ClientOptions {
   std::string target = "127.0.0.1:50051";
   // Deadline of each call, counted from its start.
   absl::Duration timeout = absl::Seconds(60);
+  // Bearer token sent with every call (the server requires it for writes when it has one).
+  std::string token;
+  // PEM file of the CA that signed the server's certificate: connect with TLS when set.
+  std::string ca_file;
 };
+
+// The token from the file named by $LATPRED_TOKEN_FILE, else $LATPRED_TOKEN, else "".
+// Tokens never travel on a command line, where `ps` would show them.
+absl::StatusOr<std::string> TokenFromEnvironment();
 
 // The absl::Status of a gRPC status: same code (both follow google.rpc.Code) and message.
 absl::Status ToAbslStatus(const grpc::Status& status);

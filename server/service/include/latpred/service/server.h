@@ -25,6 +25,13 @@ struct Options {
   std::set<std::string> exclude_devices;
   // Port for Prometheus' /metrics on the host of `listen`; 0 picks a free one, -1 is off.
   int metrics_port = -1;
+  // TLS on the gRPC port when both are set (PEM files).
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  // Bearer token for RegisterDevice, SubmitSamples and AdaptDevice ("" = none), and
+  // whether reads need it too.
+  std::string token;
+  bool token_for_reads = false;
   // Largest PredictLatency / SubmitSamples batch accepted.
   int max_batch = 16384;
   // Threads for training and inference (0: all cores).

@@ -1,0 +1,466 @@
+"""latpred.Client: a small, typed client of the latpred.v1.LatencyPredictor service."""
+from __future__ import annotations
+
+import collections
+import numbers
+import os
+import re
+import threading
+import time
+from typing import (Any, Deque, Dict, Iterable, List, Literal, Mapping, Optional, Sequence,
+                    Tuple, Union, overload)
+
+import grpc
+
+from ._proto import health_pb2, health_pb2_grpc, latpred_pb2, latpred_pb2_grpc
+from .archs import Nb201Table, normalize_arch, normalize_archs
+from .datatypes import (AdaptResult, ArchLike, Device, Feature, FeatureSource, FitStats,
+                        ModelState, Prediction, RegisterResult, Sample, SampleResult,
+                        ServerInfo, SpaceState, SubmitResult)
+from .errors import (DeadlineExceeded, InvalidArgument, LatpredError, ResourceExhausted,
+                     Unavailable, error_from_rpc)
+
+__all__ = ["Client", "SampleLike", "FeaturesLike"]
+
+#: A sample: a Sample, (arch, latency_ms[, repeats[, spread_ms]]) or a dict with
+#: the keys arch, latency_ms and optionally repeats, spread_ms.
+SampleLike = Union[Sample, Tuple[Any, ...], Mapping[str, Any]]
+#: Descriptor features: Feature objects, or a mapping name -> value (a name of the form
+#: "<space>:<arch>" for a known space is a reference latency in ms, others unspecified).
+FeaturesLike = Union[Iterable[Feature], Mapping[str, float]]
+
+_MODEL_STATES = {
+    latpred_pb2.MODEL_STATE_UNSPECIFIED: ModelState.UNSPECIFIED,
+    latpred_pb2.MODEL_STATE_NONE: ModelState.NONE,
+    latpred_pb2.MODEL_STATE_ZERO_SHOT: ModelState.ZERO_SHOT,
+    latpred_pb2.MODEL_STATE_ADAPTED: ModelState.ADAPTED,
+    latpred_pb2.MODEL_STATE_SOURCE: ModelState.SOURCE,
+}
+_FEATURE_SOURCES = {
+    latpred_pb2.FEATURE_SOURCE_UNSPECIFIED: FeatureSource.UNSPECIFIED,
+    latpred_pb2.FEATURE_SOURCE_COUNTER: FeatureSource.COUNTER,
+    latpred_pb2.FEATURE_SOURCE_MICROBENCHMARK: FeatureSource.MICROBENCHMARK,
+    latpred_pb2.FEATURE_SOURCE_REFERENCE_LATENCY: FeatureSource.REFERENCE_LATENCY,
+}
+_FEATURE_SOURCE_IDS = {v: k for k, v in _FEATURE_SOURCES.items()}
+_HEALTH = {
+    health_pb2.HealthCheckResponse.UNKNOWN: "UNKNOWN",
+    health_pb2.HealthCheckResponse.SERVING: "SERVING",
+    health_pb2.HealthCheckResponse.NOT_SERVING: "NOT_SERVING",
+    health_pb2.HealthCheckResponse.SERVICE_UNKNOWN: "SERVICE_UNKNOWN",
+}
+_KNOWN_SPACES = ("nb201", "fbnet")
+
+#: Bytes of architecture strings per PredictLatency request (the server takes 64 MiB).
+_MAX_REQUEST_BYTES = 16 << 20
+#: PredictLatency requests in flight at once when a batch is split.
+_WINDOW = 4
+#: How often a split batch is re-predicted when an adapt landed between its chunks.
+_VERSION_RETRIES = 3
+_ITEM_INDEX = re.compile(r"^(archs|samples)\[(\d+)\]")
+
+
+def _model_state(value: int) -> ModelState:
+    return _MODEL_STATES.get(value, ModelState.UNSPECIFIED)
+
+
+def _fit(message: Any) -> FitStats:
+    return FitStats(samples=message.samples, fit_spearman=message.fit_spearman,
+                    fit_mape=message.fit_mape, loo_mape=message.loo_mape,
+                    seconds=message.seconds)
+
+
+def _device(message: Any) -> Device:
+    spaces = {
+        s.space: SpaceState(space=s.space, sample_count=s.sample_count,
+                            state=_model_state(s.state), model_version=s.model_version,
+                            fit=_fit(s.fit) if s.HasField("fit") else None)
+        for s in message.spaces
+    }
+    features = [
+        Feature(name=f.name, value=f.value,
+                source=_FEATURE_SOURCES.get(f.source, FeatureSource.UNSPECIFIED), unit=f.unit)
+        for f in message.features
+    ]
+    return Device(name=message.name, labels=dict(message.labels), features=features,
+                  source=message.source, spaces=spaces,
+                  created_unix_ms=message.created_unix_ms,
+                  updated_unix_ms=message.updated_unix_ms)
+
+
+def _offset_message(message: str, offset: int) -> str:
+    """A chunk's item error ("archs[3]: ...") renumbered to the position in the whole list."""
+    if offset == 0:
+        return message
+    return _ITEM_INDEX.sub(lambda m: f"{m.group(1)}[{int(m.group(2)) + offset}]", message, 1)
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{what} must be a number, got {value!r}")
+    return float(value)
+
+
+def _integer(value: Any, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise ValueError(f"{what} must be an integer, got {value!r}")
+    return int(value)
+
+
+class Client:
+    """A connection to a latpred server.
+
+    >>> with Client("127.0.0.1:50051") as client:          # doctest: +SKIP
+    ...     client.wait_until_serving(timeout=300)
+    ...     client.predict("pixel2", "nb201", [0, 1, 2])
+    [9.1, 16.8, 15.9]
+
+    target: "host:port". token: sent as ``authorization: Bearer <token>`` on every call.
+    ca: path of a PEM file of root certificates; the channel then uses TLS (without it
+    the channel is plaintext). timeout: seconds per call. nb201_csv: a CSV with the
+    columns index and arch to resolve NAS-Bench-201 indices instead of the table
+    bundled at build time. options: extra gRPC channel options.
+    Thread-safe; close() (or ``with``) releases the channel.
+    """
+
+    def __init__(self, target: str = "127.0.0.1:50051", token: Optional[str] = None,
+                 ca: Union[str, "os.PathLike[str]", None] = None, timeout: float = 60.0, *,
+                 nb201_csv: Union[str, "os.PathLike[str]", None] = None,
+                 options: Sequence[Tuple[str, Any]] = ()) -> None:
+        if timeout is None or not timeout > 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        self.target = target
+        self.timeout = float(timeout)
+        channel_options = [
+            # A server that restarts is found again within seconds, not minutes.
+            ("grpc.initial_reconnect_backoff_ms", 500),
+            ("grpc.max_reconnect_backoff_ms", 5000),
+            ("grpc.max_receive_message_length", 64 << 20),
+        ]
+        channel_options += list(options)
+        if ca is not None:
+            with open(ca, "rb") as f:
+                credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+            self._channel = grpc.secure_channel(target, credentials, options=channel_options)
+        else:
+            self._channel = grpc.insecure_channel(target, options=channel_options)
+        self._stub = latpred_pb2_grpc.LatencyPredictorStub(self._channel)
+        self._health = health_pb2_grpc.HealthStub(self._channel)
+        self._metadata: Optional[Tuple[Tuple[str, str], ...]] = (
+            (("authorization", f"Bearer {token}"),) if token else None)
+        self._nb201 = Nb201Table.from_csv(nb201_csv) if nb201_csv is not None else None
+        self._max_batch: Optional[int] = None
+        self._lock = threading.Lock()
+
+    # -- plumbing ------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client({self.target!r})"
+
+    def _call(self, method: Any, request: Any, timeout: Optional[float] = None,
+              **kwargs: Any) -> Any:
+        try:
+            return method(request, timeout=self.timeout if timeout is None else timeout,
+                          metadata=self._metadata, **kwargs)
+        except grpc.RpcError as e:
+            raise error_from_rpc(e) from None
+
+    def _archs(self, space: str, archs: Iterable[ArchLike], field: str = "archs") -> List[str]:
+        return normalize_archs(space, archs, self._nb201, field)
+
+    def max_batch(self, refresh: bool = False) -> int:
+        """The server's batch limit (GetServerInfo().max_batch), cached after the first call."""
+        with self._lock:
+            cached = self._max_batch
+        if cached is None or refresh:
+            cached = self.server_info().max_batch
+        return cached
+
+    # -- calls ---------------------------------------------------------------------
+
+    def server_info(self) -> ServerInfo:
+        """Version, search spaces and batch limit of the server."""
+        r = self._call(self._stub.GetServerInfo, latpred_pb2.GetServerInfoRequest())
+        with self._lock:
+            self._max_batch = max(1, r.max_batch)
+        return ServerInfo(version=r.version, spaces=list(r.spaces), max_batch=r.max_batch,
+                          ready=r.ready)
+
+    def health(self, service: str = "") -> str:
+        """grpc.health.v1 status: "SERVING", "NOT_SERVING", "UNKNOWN" or "SERVICE_UNKNOWN".
+
+        service: "" for the server as a whole, or "latpred.v1.LatencyPredictor".
+        """
+        r = self._call(self._health.Check, health_pb2.HealthCheckRequest(service=service))
+        return _HEALTH.get(r.status, "UNKNOWN")
+
+    def wait_until_serving(self, timeout: float = 300.0, interval: float = 0.5) -> None:
+        """Waits until the server is reachable and its health status is SERVING.
+
+        A server that is not up yet, or still preparing its models, is waited for; after
+        ``timeout`` seconds DeadlineExceeded says what was seen last.
+        """
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineExceeded(
+                    f"{self.target} is not SERVING after {timeout:g} s (last: {last})")
+            try:
+                # wait_for_ready: a server not listening yet is waited for, not an error.
+                status = self._call(self._health.Check, health_pb2.HealthCheckRequest(),
+                                    timeout=min(remaining, self.timeout), wait_for_ready=True)
+                last = _HEALTH.get(status.status, "UNKNOWN")
+                if last == "SERVING":
+                    return
+            except (Unavailable, DeadlineExceeded) as e:
+                last = f"{e.code.name}: {e.message}"
+            time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
+
+    def devices(self, registered_only: bool = False) -> List[Device]:
+        """Every known device (bundled source devices too unless registered_only)."""
+        r = self._call(self._stub.ListDevices,
+                       latpred_pb2.ListDevicesRequest(registered_only=registered_only))
+        return [_device(d) for d in r.devices]
+
+    def device(self, name: str) -> Device:
+        """One device; NotFound when the server does not know it."""
+        return _device(self._call(self._stub.GetDevice, latpred_pb2.GetDeviceRequest(name=name)))
+
+    def register(self, name: str, labels: Optional[Mapping[str, str]] = None,
+                 features: Optional[FeaturesLike] = None) -> RegisterResult:
+        """Creates a device, or replaces its labels and descriptor (its samples are kept).
+
+        features: Feature objects (``Feature.reference(space, arch, ms)`` for reference
+        latencies), or a mapping name -> value where "<space>:<arch>" names are reference
+        latencies (ms) and other names have an unspecified source.
+        """
+        request = latpred_pb2.RegisterDeviceRequest(name=name)
+        for key, value in (labels or {}).items():
+            request.labels[str(key)] = str(value)
+        for feature in self._features(features):
+            request.features.add(name=feature.name, value=feature.value,
+                                 source=_FEATURE_SOURCE_IDS[FeatureSource(feature.source)],
+                                 unit=feature.unit)
+        r = self._call(self._stub.RegisterDevice, request)
+        return RegisterResult(device=_device(r.device), created=r.created)
+
+    @staticmethod
+    def _features(features: Optional[FeaturesLike]) -> List[Feature]:
+        if features is None:
+            return []
+        out: List[Feature] = []
+        if isinstance(features, Mapping):
+            for name, value in features.items():
+                space = str(name).partition(":")[0]
+                source = (FeatureSource.REFERENCE_LATENCY if ":" in str(name)
+                          and space in _KNOWN_SPACES else FeatureSource.UNSPECIFIED)
+                try:
+                    out.append(Feature(str(name), _number(value, f"feature {name!r}"), source,
+                                       "ms" if source is FeatureSource.REFERENCE_LATENCY else ""))
+                except ValueError as e:
+                    raise InvalidArgument(str(e)) from None
+            return out
+        for i, feature in enumerate(features):
+            if not isinstance(feature, Feature):
+                raise InvalidArgument(f"features[{i}]: expected a latpred.Feature, "
+                                      f"got {type(feature).__name__}")
+            out.append(feature)
+        return out
+
+    @overload
+    def predict(self, device: str, space: str, archs: Iterable[ArchLike],
+                return_details: Literal[False] = False) -> List[float]: ...
+
+    @overload
+    def predict(self, device: str, space: str, archs: Iterable[ArchLike],
+                return_details: Literal[True]) -> Prediction: ...
+
+    def predict(self, device: str, space: str, archs: Iterable[ArchLike],
+                return_details: bool = False) -> Union[List[float], Prediction]:
+        """Predicted latency_ms of each architecture, in order.
+
+        Any number of architectures: batches over the server's limit are split and sent
+        a few at a time, and all results come from one model version (a chunk answered
+        by an older model, because an adapt landed in between, is asked again). One bad
+        architecture fails the call with InvalidArgument naming its position in archs.
+        An empty list gives an empty result without a call (details: version 0, state
+        UNSPECIFIED). With return_details, a Prediction that also has model_version,
+        zero_shot and state.
+        """
+        strings = self._archs(space, archs)
+        if not strings:
+            empty = Prediction(latency_ms=[], model_version=0, zero_shot=False,
+                               state=ModelState.UNSPECIFIED)
+            return empty if return_details else []
+        limit = self.max_batch()
+        try:
+            result = self._predict(device, space, strings, limit)
+        except ResourceExhausted:
+            # The server may have restarted with a smaller --max-batch: split again.
+            smaller = self.max_batch(refresh=True)
+            if smaller >= limit:
+                raise
+            result = self._predict(device, space, strings, smaller)
+        return result if return_details else result.latency_ms
+
+    def _chunks(self, strings: List[str], limit: int) -> List[Tuple[int, int]]:
+        """[start, end) ranges of at most limit items and _MAX_REQUEST_BYTES bytes."""
+        chunks, start, size = [], 0, 0
+        for i, s in enumerate(strings):
+            n = len(s) + 8
+            if i > start and (i - start >= limit or size + n > _MAX_REQUEST_BYTES):
+                chunks.append((start, i))
+                start, size = i, 0
+            size += n
+        chunks.append((start, len(strings)))
+        return chunks
+
+    def _predict(self, device: str, space: str, strings: List[str], limit: int) -> Prediction:
+        chunks = self._chunks(strings, limit)
+        answers = self._predict_chunks(device, space, strings, chunks)
+        for _ in range(_VERSION_RETRIES):
+            newest = max(a.model_version for a in answers.values())
+            stale = [c for c, a in answers.items() if a.model_version != newest]
+            if not stale:
+                break
+            answers.update(self._predict_chunks(device, space, strings, stale))
+        latency: List[float] = []
+        for chunk in chunks:
+            latency.extend(answers[chunk].latency_ms)
+        newest = max(a.model_version for a in answers.values())
+        final = next(a for a in answers.values() if a.model_version == newest)
+        return Prediction(latency_ms=latency, model_version=final.model_version,
+                          zero_shot=final.zero_shot, state=_model_state(final.state))
+
+    def _predict_chunks(self, device: str, space: str, strings: List[str],
+                        chunks: List[Tuple[int, int]]) -> Dict[Tuple[int, int], Any]:
+        """PredictLatency per chunk, at most _WINDOW in flight; errors name whole-list items."""
+        answers: Dict[Tuple[int, int], Any] = {}
+        pending: Deque[Tuple[Tuple[int, int], Any]] = collections.deque()
+
+        def collect() -> None:
+            chunk, future = pending.popleft()
+            try:
+                answer = future.result()
+            except grpc.RpcError as e:
+                for _, other in pending:
+                    other.cancel()
+                details = e.details() if hasattr(e, "details") else None
+                raise error_from_rpc(
+                    e, _offset_message(details, chunk[0]) if details else None) from None
+            if len(answer.latency_ms) != chunk[1] - chunk[0]:
+                raise LatpredError(f"server answered {len(answer.latency_ms)} latencies for "
+                                   f"{chunk[1] - chunk[0]} architectures")
+            answers[chunk] = answer
+
+        for chunk in chunks:
+            request = latpred_pb2.PredictLatencyRequest(device=device, space=space,
+                                                        archs=strings[chunk[0]:chunk[1]])
+            pending.append((chunk, self._stub.PredictLatency.future(
+                request, timeout=self.timeout, metadata=self._metadata)))
+            if len(pending) >= _WINDOW:
+                collect()
+        while pending:
+            collect()
+        return answers
+
+    def submit(self, device: str, space: str, samples: Iterable[SampleLike],
+               partial: bool = False) -> SubmitResult:
+        """Stores measured latencies of the device (durably, before the reply).
+
+        samples: Sample objects, (arch, latency_ms[, repeats[, spread_ms]]) tuples or
+        dicts with arch and latency_ms (and optionally repeats, spread_ms); arch in any
+        accepted spelling. By default all or nothing: one invalid sample raises
+        InvalidArgument and nothing is stored, and a batch over the server's limit
+        raises ResourceExhausted (it is not split, which would break all-or-nothing).
+        With partial=True the valid samples are stored, the invalid ones reported per
+        item in results, and a large batch is sent in chunks.
+        """
+        items = [self._sample(space, i, s) for i, s in enumerate(samples)]
+        if not partial or not items:
+            request = latpred_pb2.SubmitSamplesRequest(device=device, space=space,
+                                                       samples=items, partial=partial)
+            return self._submit_result(self._call(self._stub.SubmitSamples, request), 0)
+        limit = self.max_batch()
+        accepted = rejected = count = 0
+        results: List[SampleResult] = []
+        for start in range(0, len(items), limit):
+            request = latpred_pb2.SubmitSamplesRequest(
+                device=device, space=space, samples=items[start:start + limit], partial=True)
+            try:
+                part = self._submit_result(self._call(self._stub.SubmitSamples, request), start)
+            except LatpredError as e:
+                raise type(e)(_offset_message(e.message, start), e.code) from None
+            accepted += part.accepted
+            rejected += part.rejected
+            count = part.sample_count
+            results.extend(part.results)
+        return SubmitResult(accepted=accepted, rejected=rejected, sample_count=count,
+                            results=results)
+
+    def _sample(self, space: str, index: int, sample: SampleLike) -> Any:
+        try:
+            if isinstance(sample, Sample):
+                arch, latency, repeats, spread = (sample.arch, sample.latency_ms,
+                                                  sample.repeats, sample.spread_ms)
+            elif isinstance(sample, Mapping):
+                unknown = set(sample) - {"arch", "latency_ms", "repeats", "spread_ms"}
+                if unknown or "arch" not in sample or "latency_ms" not in sample:
+                    raise ValueError("a sample dict needs the keys arch and latency_ms "
+                                     "(optional: repeats, spread_ms)"
+                                     + (f"; unknown: {', '.join(sorted(map(str, unknown)))}"
+                                        if unknown else ""))
+                arch, latency = sample["arch"], sample["latency_ms"]
+                repeats, spread = sample.get("repeats", 0), sample.get("spread_ms", 0.0)
+            elif isinstance(sample, tuple) and 2 <= len(sample) <= 4:
+                arch, latency, repeats, spread = (tuple(sample) + (0, 0.0))[:4]
+            else:
+                raise ValueError("expected (arch, latency_ms[, repeats[, spread_ms]]), a dict "
+                                 f"or a latpred.Sample, got {type(sample).__name__}")
+            return latpred_pb2.Sample(arch=normalize_arch(space, arch, self._nb201),
+                                      latency_ms=_number(latency, "latency_ms"),
+                                      repeats=_integer(repeats, "repeats"),
+                                      spread_ms=_number(spread, "spread_ms"))
+        except ValueError as e:
+            raise InvalidArgument(f"samples[{index}]: {e}") from None
+
+    @staticmethod
+    def _submit_result(r: Any, offset: int) -> SubmitResult:
+        return SubmitResult(
+            accepted=r.accepted, rejected=r.rejected, sample_count=r.sample_count,
+            results=[SampleResult(index=x.index + offset, accepted=x.accepted,
+                                  canonical_arch=x.canonical_arch, error=x.error)
+                     for x in r.results])
+
+    def suggest(self, device: str, space: str, k: int,
+                candidates: Optional[Iterable[ArchLike]] = None) -> List[str]:
+        """The k architectures most worth measuring next on the device (canonical strings).
+
+        candidates: the pool to choose from (any accepted spelling); default: the bundled
+        architectures of the space.
+        """
+        request = latpred_pb2.SuggestSamplesRequest(device=device, space=space, k=k)
+        if candidates is not None:
+            request.candidates.extend(self._archs(space, candidates, "candidates"))
+        return list(self._call(self._stub.SuggestSamples, request).archs)
+
+    def adapt(self, device: str, space: str, wait: bool = True) -> AdaptResult:
+        """Fits the device's model for the space from its samples.
+
+        wait=False returns at once with pending=True while the fit runs on the server.
+        """
+        r = self._call(self._stub.AdaptDevice,
+                       latpred_pb2.AdaptDeviceRequest(device=device, space=space, no_wait=not wait))
+        return AdaptResult(model_version=r.model_version, state=_model_state(r.state),
+                           fit=_fit(r.fit) if r.HasField("fit") else None, pending=r.pending)

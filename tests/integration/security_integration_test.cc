@@ -1,0 +1,121 @@
+// Transport security end to end: the real server with TLS (a certificate this test makes
+// with openssl) and a bearer token for writes, read from a file, never from argv.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "latpred/client/client.h"
+
+namespace latpred {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr char kToken[] = "s3cret-token-for-tests";
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+TEST(SecurityIntegrationTest, TlsAndTokensGuardWritesAndChangeNothingWhenWrong) {
+  char tmpl[] = "/tmp/latpred-tls-XXXXXX";
+  const std::string dir = mkdtemp(tmpl);
+  const std::string openssl =
+      "openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=localhost "
+      "-addext subjectAltName=DNS:localhost,IP:127.0.0.1 -keyout '" + dir + "/key.pem' -out '" +
+      dir + "/cert.pem' > '" + dir + "/openssl.log' 2>&1";
+  ASSERT_EQ(std::system(openssl.c_str()), 0) << ReadFile(dir + "/openssl.log");
+  std::ofstream(dir + "/token") << kToken << "\n";
+
+  const std::string log = dir + "/server.log";
+  pid_t pid = fork();
+  if (pid == 0) {
+    int fd = open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    unsetenv("LATPRED_TOKEN");
+    execl(LATPRED_SERVER_BIN, LATPRED_SERVER_BIN, "--listen", "127.0.0.1:0", "--data-dir",
+          (dir + "/data").c_str(), "--epochs", "3", "--threads", "2", "--tls-cert",
+          (dir + "/cert.pem").c_str(), "--tls-key", (dir + "/key.pem").c_str(), "--token-file",
+          (dir + "/token").c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int port = 0;
+  auto deadline = Clock::now() + std::chrono::minutes(10);
+  while (port == 0) {
+    ASSERT_LT(Clock::now(), deadline) << ReadFile(log);
+    ASSERT_EQ(waitpid(pid, nullptr, WNOHANG), 0) << ReadFile(log);
+    std::string text = ReadFile(log);
+    if (size_t at = text.find("listening on port "); at != std::string::npos) port = std::atoi(text.c_str() + at + 18);
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  // The token is nowhere on the server's command line.
+  EXPECT_EQ(ReadFile("/proc/" + std::to_string(pid) + "/cmdline").find(kToken), std::string::npos);
+
+  auto connect = [&](const std::string& token, const std::string& ca) {
+    client::ClientOptions options;
+    options.target = "localhost:" + std::to_string(port);
+    options.token = token;
+    options.ca_file = ca;
+    options.timeout = absl::Seconds(20);
+    return std::move(*client::Client::Connect(options));
+  };
+  auto good = connect(kToken, dir + "/cert.pem");
+  auto wrong = connect("not-the-token", dir + "/cert.pem");
+  auto anonymous = connect("", dir + "/cert.pem");
+  auto plaintext = connect(kToken, "");
+  ASSERT_TRUE(good->WaitUntilServing(absl::Minutes(10)).ok()) << ReadFile(log);
+
+  v1::RegisterDeviceRequest reg;
+  reg.set_name("tls-device");
+  EXPECT_EQ(wrong->RegisterDevice(reg).status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_EQ(anonymous->RegisterDevice(reg).status().code(), absl::StatusCode::kUnauthenticated);
+  v1::GetDeviceRequest get;
+  get.set_name("tls-device");
+  EXPECT_EQ(good->GetDevice(get).status().code(), absl::StatusCode::kNotFound)
+      << "a rejected write must change nothing";
+  ASSERT_TRUE(good->RegisterDevice(reg).ok());
+
+  v1::SubmitSamplesRequest sub;
+  sub.set_device("tls-device");
+  sub.set_space("nb201");
+  auto* s = sub.add_samples();
+  s->set_arch("|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|");
+  s->set_latency_ms(4.2);
+  EXPECT_EQ(wrong->SubmitSamples(sub).status().code(), absl::StatusCode::kUnauthenticated);
+  v1::AdaptDeviceRequest adapt;
+  adapt.set_device("tls-device");
+  adapt.set_space("nb201");
+  EXPECT_EQ(anonymous->AdaptDevice(adapt).status().code(), absl::StatusCode::kUnauthenticated);
+  auto device = anonymous->GetDevice(get);  // reads need no token
+  ASSERT_TRUE(device.ok()) << device.status();
+  EXPECT_EQ(device->spaces_size(), 0) << "rejected samples must not be stored";
+  ASSERT_TRUE(good->SubmitSamples(sub).ok());
+  ASSERT_TRUE(good->AdaptDevice(adapt).ok());
+
+  v1::PredictLatencyRequest pred;
+  pred.set_device("tls-device");
+  pred.set_space("nb201");
+  pred.add_archs(s->arch());
+  EXPECT_TRUE(anonymous->PredictLatency(pred).ok());
+  EXPECT_EQ(wrong->PredictLatency(pred).status().code(), absl::StatusCode::kUnauthenticated);
+  // A client without TLS cannot talk to the TLS port.
+  EXPECT_FALSE(plaintext->GetServerInfo().ok());
+
+  kill(pid, SIGTERM);
+  waitpid(pid, nullptr, 0);
+  (void)std::system(("rm -rf '" + dir + "'").c_str());
+}
+
+}  // namespace
+}  // namespace latpred
