@@ -11,6 +11,7 @@ PKGS=(
   libpapi-dev
   libgtest-dev libgmock-dev
   prometheus-cpp-dev libcpp-httplib-dev prometheus openssl curl
+  python3-grpcio python3-protobuf python3-pytest
 )
 if dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | grep -qv 'install ok installed' \
    || [ "$(dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | wc -l)" -ne "${#PKGS[@]}" ]; then

@@ -1,6 +1,9 @@
 // latpred-server: serves latency predictions over gRPC. Flags become Server::Options;
 // SIGINT or SIGTERM shuts it down cleanly.
+#include <unistd.h>
+
 #include <cctype>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -39,6 +42,18 @@ ABSL_FLAG(uint64_t, seed, 1, "random seed for training");
 
 namespace {
 
+// Write end of the self-pipe that SIGINT/SIGTERM handlers signal. A handler, not
+// sigwait: OpenBLAS starts threads before main() with every signal unblocked, so a
+// blocked-signal mask in main cannot keep the default action from ending the process.
+int g_signal_pipe = -1;
+
+void OnSignal(int signal) {
+  const char byte = static_cast<char>(signal);
+  if (write(g_signal_pipe, &byte, 1) < 0) {
+    // Nothing safe to do in a handler; the next signal tries again.
+  }
+}
+
 // Accepts --data-dir as well as --data_dir: absl flag names use underscores.
 void NormaliseFlagNames(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -62,12 +77,18 @@ int main(int argc, char** argv) {
   NormaliseFlagNames(argc, argv);
   absl::ParseCommandLine(argc, argv);
 
-  // Signals are taken by a thread with sigwait, so no work happens in a handler.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  int signal_pipe[2];
+  if (pipe(signal_pipe) != 0) {
+    std::perror("latpred-server: pipe");
+    return 1;
+  }
+  g_signal_pipe = signal_pipe[1];
+  struct sigaction action = {};
+  action.sa_handler = OnSignal;
+  sigemptyset(&action.sa_mask);
+  action.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &action, nullptr);
+  sigaction(SIGTERM, &action, nullptr);
 
   latpred::service::Options options;
   options.listen = absl::GetFlag(FLAGS_listen);
@@ -111,9 +132,11 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
 
   std::thread signal_waiter([&] {
-    int signal = 0;
-    sigwait(&signals, &signal);
-    std::cerr << "latpred-server: shutting down (signal " << signal << ")" << std::endl;
+    char signal = 0;
+    while (read(signal_pipe[0], &signal, 1) < 0 && errno == EINTR) {
+    }
+    std::cerr << "latpred-server: shutting down (signal " << static_cast<int>(signal) << ")"
+              << std::endl;
     (*server)->Shutdown();
   });
   absl::Status ready = (*server)->WaitUntilReady();

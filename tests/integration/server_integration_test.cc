@@ -89,12 +89,15 @@ class ServerProcess {
 
   bool Alive() { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
 
-  // SIGTERM, then wait for the exit.
+  // SIGTERM, then wait for a clean exit (status 0).
   void Stop() {
     if (pid_ <= 0) return;
     kill(pid_, SIGTERM);
     int status = 0;
     waitpid(pid_, &status, 0);
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        << "server did not shut down cleanly on SIGTERM (status " << status << ")\n"
+        << ReadFile(log_);
     pid_ = -1;
     port_ = 0;
     client_.reset();

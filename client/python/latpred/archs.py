@@ -131,7 +131,7 @@ class Nb201Table:
 
     def __init__(self, archs: Union[Dict[int, str], str], source: str) -> None:
         """archs: index -> cell string, or 6 op ids per index packed in one digit string."""
-        self._archs = archs if isinstance(archs, str) else dict(archs)
+        self._archs: Union[Dict[int, str], str] = archs if isinstance(archs, str) else dict(archs)
         self._index: Optional[Dict[str, int]] = None
         #: Where the table came from (for messages).
         self.source = source
@@ -215,7 +215,7 @@ def normalize_arch(space: str, arch: ArchLike, table: Optional[Nb201Table] = Non
             raise ValueError(
                 f"NAS-Bench-201 index {index} is not in the {table.source}") from None
     if isinstance(arch, Iterable):
-        ops = list(arch)  # type: ignore[arg-type]
+        ops = list(arch)
         if space == "nb201":
             return nb201_string(ops)
         if space == "fbnet":

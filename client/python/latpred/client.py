@@ -8,7 +8,7 @@ import re
 import threading
 import time
 from typing import (Any, Deque, Dict, Iterable, List, Literal, Mapping, Optional, Sequence,
-                    Tuple, Union, overload)
+                    Tuple, Union, cast, overload)
 
 import grpc
 
@@ -20,7 +20,7 @@ from .datatypes import (AdaptResult, ArchLike, Device, Feature, FeatureSource, F
 from .errors import (DeadlineExceeded, InvalidArgument, LatpredError, ResourceExhausted,
                      Unavailable, error_from_rpc)
 
-__all__ = ["Client", "SampleLike", "FeaturesLike"]
+__all__ = ["Client", "SampleLike", "FeaturesLike", "token_from_environment"]
 
 #: A sample: a Sample, (arch, latency_ms[, repeats[, spread_ms]]) or a dict with
 #: the keys arch, latency_ms and optionally repeats, spread_ms.
@@ -29,21 +29,21 @@ SampleLike = Union[Sample, Tuple[Any, ...], Mapping[str, Any]]
 #: "<space>:<arch>" for a known space is a reference latency in ms, others unspecified).
 FeaturesLike = Union[Iterable[Feature], Mapping[str, float]]
 
-_MODEL_STATES = {
+_MODEL_STATES: Dict[int, ModelState] = {
     latpred_pb2.MODEL_STATE_UNSPECIFIED: ModelState.UNSPECIFIED,
     latpred_pb2.MODEL_STATE_NONE: ModelState.NONE,
     latpred_pb2.MODEL_STATE_ZERO_SHOT: ModelState.ZERO_SHOT,
     latpred_pb2.MODEL_STATE_ADAPTED: ModelState.ADAPTED,
     latpred_pb2.MODEL_STATE_SOURCE: ModelState.SOURCE,
 }
-_FEATURE_SOURCES = {
+_FEATURE_SOURCES: Dict[int, FeatureSource] = {
     latpred_pb2.FEATURE_SOURCE_UNSPECIFIED: FeatureSource.UNSPECIFIED,
     latpred_pb2.FEATURE_SOURCE_COUNTER: FeatureSource.COUNTER,
     latpred_pb2.FEATURE_SOURCE_MICROBENCHMARK: FeatureSource.MICROBENCHMARK,
     latpred_pb2.FEATURE_SOURCE_REFERENCE_LATENCY: FeatureSource.REFERENCE_LATENCY,
 }
 _FEATURE_SOURCE_IDS = {v: k for k, v in _FEATURE_SOURCES.items()}
-_HEALTH = {
+_HEALTH: Dict[int, str] = {
     health_pb2.HealthCheckResponse.UNKNOWN: "UNKNOWN",
     health_pb2.HealthCheckResponse.SERVING: "SERVING",
     health_pb2.HealthCheckResponse.NOT_SERVING: "NOT_SERVING",
@@ -95,6 +95,19 @@ def _offset_message(message: str, offset: int) -> str:
     return _ITEM_INDEX.sub(lambda m: f"{m.group(1)}[{int(m.group(2)) + offset}]", message, 1)
 
 
+def token_from_environment() -> Optional[str]:
+    """The token as latpred's clients read it: the first line of the file named by
+    $LATPRED_TOKEN_FILE (stripped), else $LATPRED_TOKEN, else None."""
+    path = os.environ.get("LATPRED_TOKEN_FILE")
+    if path:
+        try:
+            with open(path) as f:
+                return f.readline().strip() or None
+        except OSError as e:
+            raise OSError(f"cannot read LATPRED_TOKEN_FILE {path}: {e.strerror}") from None
+    return os.environ.get("LATPRED_TOKEN") or None
+
+
 def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{what} must be a number, got {value!r}")
@@ -113,13 +126,17 @@ class Client:
     >>> with Client("127.0.0.1:50051") as client:          # doctest: +SKIP
     ...     client.wait_until_serving(timeout=300)
     ...     client.predict("pixel2", "nb201", [0, 1, 2])
-    [9.1, 16.8, 15.9]
+    [10.298494474091939, 21.206645678232587, 19.863208761394592]
 
-    target: "host:port". token: sent as ``authorization: Bearer <token>`` on every call.
-    ca: path of a PEM file of root certificates; the channel then uses TLS (without it
-    the channel is plaintext). timeout: seconds per call. nb201_csv: a CSV with the
-    columns index and arch to resolve NAS-Bench-201 indices instead of the table
-    bundled at build time. options: extra gRPC channel options.
+    target: "host:port". token: sent as ``authorization: Bearer <token>`` on every call
+    (a server started with a token needs it for RegisterDevice, SubmitSamples and
+    AdaptDevice, and with --token-for-reads for every call); None reads it like the CLI
+    does, from $LATPRED_TOKEN_FILE or $LATPRED_TOKEN (see token_from_environment), ""
+    sends none. ca: path of a PEM file of the CA that signed the server's certificate;
+    the channel then uses TLS (without it the channel is plaintext). timeout: seconds
+    per call. nb201_csv: a CSV with the columns index and arch to resolve NAS-Bench-201
+    indices instead of the table bundled at build time. options: extra gRPC channel
+    options.
     Thread-safe; close() (or ``with``) releases the channel.
     """
 
@@ -131,6 +148,18 @@ class Client:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.target = target
         self.timeout = float(timeout)
+        # Everything that may fail comes before the channel exists.
+        if token is None:
+            token = token_from_environment()
+        self._metadata: Optional[Tuple[Tuple[str, str], ...]] = (
+            (("authorization", f"Bearer {token}"),) if token else None)
+        self._nb201 = Nb201Table.from_csv(nb201_csv) if nb201_csv is not None else None
+        root_certificates: Optional[bytes] = None
+        if ca is not None:
+            with open(ca, "rb") as f:
+                root_certificates = f.read()
+        self._max_batch: Optional[int] = None
+        self._lock = threading.Lock()
         channel_options = [
             # A server that restarts is found again within seconds, not minutes.
             ("grpc.initial_reconnect_backoff_ms", 500),
@@ -138,19 +167,14 @@ class Client:
             ("grpc.max_receive_message_length", 64 << 20),
         ]
         channel_options += list(options)
-        if ca is not None:
-            with open(ca, "rb") as f:
-                credentials = grpc.ssl_channel_credentials(root_certificates=f.read())
+        if root_certificates is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
             self._channel = grpc.secure_channel(target, credentials, options=channel_options)
         else:
             self._channel = grpc.insecure_channel(target, options=channel_options)
-        self._stub = latpred_pb2_grpc.LatencyPredictorStub(self._channel)
-        self._health = health_pb2_grpc.HealthStub(self._channel)
-        self._metadata: Optional[Tuple[Tuple[str, str], ...]] = (
-            (("authorization", f"Bearer {token}"),) if token else None)
-        self._nb201 = Nb201Table.from_csv(nb201_csv) if nb201_csv is not None else None
-        self._max_batch: Optional[int] = None
-        self._lock = threading.Lock()
+        # The generated gRPC stubs are untyped.
+        self._stub: Any = cast(Any, latpred_pb2_grpc).LatencyPredictorStub(self._channel)
+        self._health: Any = cast(Any, health_pb2_grpc).HealthStub(self._channel)
 
     # -- plumbing ------------------------------------------------------------------
 
@@ -285,6 +309,10 @@ class Client:
     @overload
     def predict(self, device: str, space: str, archs: Iterable[ArchLike],
                 return_details: Literal[True]) -> Prediction: ...
+
+    @overload
+    def predict(self, device: str, space: str, archs: Iterable[ArchLike],
+                return_details: bool) -> Union[List[float], Prediction]: ...
 
     def predict(self, device: str, space: str, archs: Iterable[ArchLike],
                 return_details: bool = False) -> Union[List[float], Prediction]:

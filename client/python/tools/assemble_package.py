@@ -6,7 +6,7 @@
 DIR/latpred/ receives:
   * the client's modules (SRC..., copied from client/python/latpred);
   * _proto/: the stubs protoc and grpc_python_plugin wrote under --protoc-out
-    (latpred/v1/latpred_pb2{,_grpc}.py, grpc/health/v1/health_pb2{,_grpc}.py), moved
+    (latpred/v1/latpred_pb2{.py,.pyi,_grpc.py}, grpc/health/v1/health_pb2{.py,.pyi,_grpc.py}), moved
     into the private package latpred._proto with their imports rewritten;
   * _nb201_table.py: NAS-Bench-201 index -> cell string, from the CSV's index and arch
     columns, packed as 6 op-id digits per index;
@@ -30,7 +30,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Dict, List
+from typing import List
 
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 PROTO_PACKAGE = "latpred._proto"
@@ -94,6 +94,19 @@ def rewrite_stub(source: str, module: str) -> str:
             fail(f"{module}: import left unrewritten: {line.strip()}")
     if module.endswith("_grpc") and f"from {PROTO_PACKAGE} import" not in out:
         fail(f"{module}: found no import of its messages to rewrite")
+    return out
+
+
+def rewrite_type_stub(source: str, module: str) -> str:
+    """protoc's .pyi of a message module: only the imports of other stubs change."""
+    out = source
+    for original, ours in STUBS.items():
+        package, _, name = original.rpartition(".")
+        out = re.sub(rf"^from {re.escape(package)} import {re.escape(name)} as (\w+)$",
+                     rf"from {PROTO_PACKAGE} import {ours} as \1", out, flags=re.MULTILINE)
+    for line in out.splitlines():
+        if re.match(r"\s*(from|import)\s+(latpred\.v1|grpc\.health)\b", line):
+            fail(f"{module}.pyi: import left unrewritten: {line.strip()}")
     return out
 
 
@@ -165,19 +178,22 @@ def main() -> None:
 
     write_if_changed(proto / "__init__.py", PROTO_INIT)
     for original, ours in STUBS.items():
-        generated = args.protoc_out / (original.replace(".", "/") + ".py")
-        if not generated.is_file():
-            fail(f"protoc did not write {generated}")
-        target = proto / f"{ours}.py"
-        produced.add(target)
-        write_if_changed(target, rewrite_stub(generated.read_text(), ours))
+        for suffix in (".py", ".pyi") if ours.endswith("_pb2") else (".py",):
+            generated = args.protoc_out / (original.replace(".", "/") + suffix)
+            if not generated.is_file():
+                fail(f"protoc did not write {generated}")
+            target = proto / f"{ours}{suffix}"
+            produced.add(target)
+            text = generated.read_text()
+            write_if_changed(target, rewrite_stub(text, ours) if suffix == ".py"
+                             else rewrite_type_stub(text, ours))
 
     write_if_changed(package / "_nb201_table.py", nb201_table(args.nb201_csv))
     write_if_changed(package / "_version.py",
                      f'"""The CMake project version. Generated."""\n__version__ = {args.version!r}\n')
 
     # Modules of an earlier build whose source is gone must not linger.
-    for stale in list(package.glob("*.py")) + list(proto.glob("*.py")):
+    for stale in [p for d in (package, proto) for p in d.iterdir() if p.suffix in (".py", ".pyi")]:
         if stale not in produced:
             stale.unlink()
 

@@ -1,0 +1,146 @@
+"""What a real server does not show on demand: a slow call (deadlines), a server that
+never becomes ready or starts late, and an adapt landing between the chunks of a split
+batch. A small in-process gRPC server (the generated servicers) plays latpred."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent import futures
+from typing import Iterator, List, Optional, Tuple
+
+import grpc
+import pytest
+
+import latpred
+from latpred._proto import health_pb2, health_pb2_grpc, latpred_pb2, latpred_pb2_grpc
+
+
+class FakeLatpred(latpred_pb2_grpc.LatencyPredictorServicer):
+    def __init__(self) -> None:
+        self.predict_calls = 0
+        self.lock = threading.Lock()
+        self.delay_s = 0.0
+
+    def _delay(self) -> None:
+        if self.delay_s:
+            time.sleep(self.delay_s)
+
+    def GetServerInfo(self, request, context):
+        self._delay()
+        return latpred_pb2.ServerInfo(version="fake", spaces=["nb201"], max_batch=2, ready=True)
+
+    def ListDevices(self, request, context):
+        self._delay()
+        return latpred_pb2.ListDevicesResponse(devices=[latpred_pb2.Device(name="fake-dev")])
+
+    def PredictLatency(self, request, context):
+        self._delay()
+        with self.lock:
+            self.predict_calls += 1
+            # The first answer comes from model version 1, later ones from version 2.
+            version = 1 if self.predict_calls == 1 else 2
+        return latpred_pb2.PredictLatencyResponse(
+            latency_ms=[10.0 * version + len(a) for a in request.archs], model_version=version,
+            state=latpred_pb2.MODEL_STATE_ADAPTED)
+
+
+class FakeHealth(health_pb2_grpc.HealthServicer):
+    def __init__(self) -> None:
+        self.status = health_pb2.HealthCheckResponse.SERVING
+
+    def Check(self, request, context):
+        return health_pb2.HealthCheckResponse(status=self.status)
+
+
+def serve(credentials: Optional[grpc.ServerCredentials] = None):
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
+    fake, health = FakeLatpred(), FakeHealth()
+    latpred_pb2_grpc.add_LatencyPredictorServicer_to_server(fake, server)
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    if credentials is None:
+        port = server.add_insecure_port("127.0.0.1:0")
+    else:
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    server.start()
+    return server, port, fake, health
+
+
+@pytest.fixture
+def fake() -> Iterator[Tuple[str, FakeLatpred, FakeHealth]]:
+    server, port, servicer, health = serve()
+    yield f"127.0.0.1:{port}", servicer, health
+    server.stop(None)
+
+
+def test_timeout_is_deadline_exceeded(fake) -> None:
+    target, servicer, _ = fake
+    servicer.delay_s = 1.0
+    with latpred.Client(target, timeout=0.2) as client:
+        with pytest.raises(latpred.DeadlineExceeded) as info:
+            client.devices()
+    assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert isinstance(info.value, TimeoutError)
+
+
+def test_wait_until_serving_times_out_on_not_serving(fake) -> None:
+    target, _, health = fake
+    health.status = health_pb2.HealthCheckResponse.NOT_SERVING
+    with latpred.Client(target) as client:
+        assert client.health() == "NOT_SERVING"
+        start = time.monotonic()
+        with pytest.raises(latpred.DeadlineExceeded, match="not SERVING after 1 s "
+                                                           r"\(last: NOT_SERVING\)"):
+            client.wait_until_serving(timeout=1.0, interval=0.1)
+        assert time.monotonic() - start < 5
+        health.status = health_pb2.HealthCheckResponse.SERVING
+        client.wait_until_serving(timeout=5)
+
+
+def test_wait_until_serving_waits_for_a_late_server() -> None:
+    # Reserve a port, then start the server on it after the client began waiting.
+    server, port, _, _ = serve()
+    server.stop(None)
+    target = f"127.0.0.1:{port}"
+    started: List[grpc.Server] = []
+
+    def start_later() -> None:
+        time.sleep(1.0)
+        late = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+        health_pb2_grpc.add_HealthServicer_to_server(FakeHealth(), late)
+        late.add_insecure_port(target)
+        late.start()
+        started.append(late)
+
+    thread = threading.Thread(target=start_later)
+    thread.start()
+    try:
+        with latpred.Client(target) as client:
+            client.wait_until_serving(timeout=30)
+    finally:
+        thread.join()
+        for s in started:
+            s.stop(None)
+
+
+def test_unreachable_server_is_unavailable() -> None:
+    server, port, _, _ = serve()
+    server.stop(None)
+    with latpred.Client(f"127.0.0.1:{port}", timeout=5) as client:
+        with pytest.raises(latpred.Unavailable) as info:
+            client.devices()
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE
+    with latpred.Client(f"127.0.0.1:{port}") as client:
+        with pytest.raises(latpred.DeadlineExceeded, match="last: UNAVAILABLE|last: DEADLINE"):
+            client.wait_until_serving(timeout=0.5)
+
+
+def test_split_batch_comes_from_one_model_version(fake) -> None:
+    """A chunk answered by model 1 while the others saw model 2 is asked again."""
+    target, servicer, _ = fake
+    archs = ["a", "bb", "ccc", "dddd", "eeeee"]  # max_batch 2: three chunks
+    with latpred.Client(target) as client:
+        result = client.predict("dev", "nb201", archs, return_details=True)
+    assert result.model_version == 2
+    assert result.latency_ms == [20.0 + len(a) for a in archs]
+    assert result.state == latpred.ModelState.ADAPTED and not result.zero_shot
+    assert servicer.predict_calls == 4  # three chunks, one of them twice
