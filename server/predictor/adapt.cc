@@ -1,12 +1,14 @@
 // Adapting a device head from a few samples: Bayesian linear regression on the base
 // model's embedding h(a), with an empirical-Bayes choice of the prior.
 //
-// The prior mean is either the average source head or one source head (the source
+// Stage 1: the prior mean is either the average source head or one source head (the source
 // device most like the target, as NASFLAT initialises a new device); its covariance is
 // the spread of the source heads, scaled; the noise is the base model's residual
 // variance, scaled. Every combination on a small grid is scored by the marginal
 // likelihood (evidence) of the samples, and the posterior mean under the best one is
-// the head. All of it is closed form in dim + 1 dimensions: milliseconds, not seconds.
+// the head. Stage 2 adds a residual on the architecture's features, kept only when the
+// evidence says the samples need it. All of it is closed form in at most
+// dim + 1 + num_features dimensions: milliseconds, not seconds.
 #include <chrono>
 #include <cmath>
 
@@ -22,6 +24,11 @@ namespace {
 constexpr double kAlphas[] = {0.25, 1.0, 4.0};
 constexpr double kBetas[] = {0.01, 0.1, 1.0};
 constexpr double kNoiseScales[] = {0.5, 2.0, 8.0};
+// Prior variances of the residual weights on standardised features: the operation
+// features (one-hot per edge or layer) and the analytic cost features (FLOPs, params,
+// bytes, kernels), which a device far from the sources may need much more of.
+constexpr double kOpResidualVariances[] = {0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2};
+constexpr double kCostResidualVariances[] = {0, 1e-2, 1e-1, 1};
 // Leave-one-out refits are cheap; cap them so that thousands of samples stay fast.
 constexpr int kMaxLooSamples = 200;
 
@@ -75,10 +82,11 @@ double Posterior(const Gram& g, const std::vector<double>& mean, const Matrix& c
 
 // One prior setting on the grid, factorised once.
 struct PriorSetting {
-  const std::vector<double>* mean;
+  std::vector<double> mean;
+  Matrix cov;
   Matrix cov_lower;
   Matrix cov_inv;
-  double noise;
+  double noise = 0;
 };
 
 DeviceHead HeadFrom(const std::vector<double>& theta, int dim) {
@@ -164,17 +172,18 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     truth.push_back(v);
   }
   const HeadPrior prior = SourcePrior(*this);
-  const int p = prior.dim + 1;
+  const int dim = prior.dim;
+  const int p = dim + 1;
   const std::vector<double> rows = DesignRows(*this, archs);
   const Gram gram = MakeGram(rows, y, p);
 
-  // Prior means: the average source head and every source head.
+  // Stage 1: the head (z, b) alone. Prior means: the average source head and every
+  // source head; scales and noise on a grid; the evidence picks.
   std::vector<const std::vector<double>*> means = {&prior.mean};
   for (const auto& s : prior.sources) means.push_back(&s);
-
   double best = -INFINITY;
   std::vector<double> best_theta = prior.mean;
-  PriorSetting best_setting{&prior.mean, Matrix(), Matrix(), noise_variance()};
+  PriorSetting best_setting;
   for (double alpha : kAlphas) {
     for (double beta : kBetas) {
       Matrix cov = PriorCovariance(prior, alpha, beta);
@@ -189,14 +198,66 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
           if (evidence > best) {
             best = evidence;
             best_theta = std::move(theta);
-            best_setting = PriorSetting{mean, lower, inv, noise};
+            best_setting = PriorSetting{*mean, cov, lower, inv, noise};
           }
         }
       }
     }
   }
 
-  DeviceHead head = HeadFrom(best_theta, prior.dim);
+  // Stage 2: the stage-1 prior plus a residual x(a) . w with w ~ N(0, diag(tau^2)). The
+  // evidence keeps it only where the samples show costs the source devices do not span.
+  const int f = num_features();
+  const int p2 = p + f;
+  std::vector<double> rows2(archs.size() * p2);
+  {
+    const std::vector<double> x = Features(archs);
+    for (size_t i = 0; i < archs.size(); ++i) {
+      std::copy(&rows[i * p], &rows[i * p] + p, &rows2[i * p2]);
+      std::copy(&x[i * f], &x[i * f] + f, &rows2[i * p2 + p]);
+    }
+  }
+  const std::vector<double>* chosen_rows = &rows;
+  int chosen_p = p;
+  if (best_setting.cov.n == p) {
+    const PriorSetting stage1 = best_setting;
+    const Gram gram2 = MakeGram(rows2, y, p2);
+    const int first_cost = p2 - core::SearchSpace::kCostFeatures;
+    for (double op_var : kOpResidualVariances) {
+      for (double cost_var : kCostResidualVariances) {
+        if (op_var == 0 && cost_var == 0) continue;  // that is stage 1
+        PriorSetting setting;
+        setting.mean = stage1.mean;
+        setting.mean.resize(p2, 0.0);
+        setting.cov = Matrix(p2);
+        for (int i = 0; i < p; ++i) {
+          for (int j = 0; j < p; ++j) setting.cov(i, j) = stage1.cov(i, j);
+        }
+        // A zero variance pins a weight to 0; a tiny one keeps the factorisation defined.
+        for (int i = p; i < p2; ++i) {
+          setting.cov(i, i) = std::max(1e-10, i >= first_cost ? cost_var : op_var);
+        }
+        if (!Cholesky(setting.cov, &setting.cov_lower)) continue;
+        setting.cov_inv = CholeskyInverse(setting.cov_lower);
+        setting.noise = stage1.noise;
+        std::vector<double> theta;
+        double evidence = Posterior(gram2, setting.mean, setting.cov_lower, setting.cov_inv,
+                                    setting.noise, &theta);
+        if (evidence > best) {
+          best = evidence;
+          best_theta = std::move(theta);
+          best_setting = std::move(setting);
+          chosen_rows = &rows2;
+          chosen_p = p2;
+        }
+      }
+    }
+  }
+
+  DeviceHead head;
+  head.z.assign(best_theta.begin(), best_theta.begin() + dim);
+  head.b = best_theta[dim];
+  if (chosen_p == p2) head.w.assign(best_theta.begin() + p, best_theta.end());
   std::vector<double> fitted(archs.size());
   Predict(head, archs, fitted.data());
   head.fit.samples = static_cast<int>(archs.size());
@@ -204,18 +265,18 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   if (!std::isfinite(head.fit.fit_spearman)) head.fit.fit_spearman = 0;
   head.fit.fit_mape = core::Mape(truth, fitted);
   // Leave-one-out under the chosen prior setting.
-  if (archs.size() >= 3 && best_setting.cov_inv.n == p) {
+  if (archs.size() >= 3 && best_setting.cov_inv.n == chosen_p) {
     const int loo_n = std::min<int>(kMaxLooSamples, static_cast<int>(archs.size()));
     std::vector<double> loo_truth, loo_pred;
     for (int i = 0; i < loo_n; ++i) {
-      Gram g = MakeGram(rows, y, p, i);
+      Gram g = MakeGram(*chosen_rows, y, chosen_p, i);
       std::vector<double> theta;
-      if (Posterior(g, *best_setting.mean, best_setting.cov_lower, best_setting.cov_inv,
+      if (Posterior(g, best_setting.mean, best_setting.cov_lower, best_setting.cov_inv,
                     best_setting.noise, &theta) == -INFINITY) {
         continue;
       }
-      double log_pred = theta[prior.dim];
-      for (int k = 0; k < prior.dim; ++k) log_pred += theta[k] * rows[i * p + k];
+      double log_pred = 0;
+      for (int k = 0; k < chosen_p; ++k) log_pred += theta[k] * (*chosen_rows)[i * chosen_p + k];
       loo_truth.push_back(truth[i]);
       loo_pred.push_back(std::exp(log_pred));
     }

@@ -22,6 +22,10 @@ std::string Exact(double v) {
 std::string DeviceHead::Serialize() const {
   std::string out = absl::StrCat("latpred-head-v1\nb=", Exact(b), "\nz=");
   for (size_t i = 0; i < z.size(); ++i) absl::StrAppend(&out, i ? "," : "", Exact(z[i]));
+  if (!w.empty()) {
+    absl::StrAppend(&out, "\nw=");
+    for (size_t i = 0; i < w.size(); ++i) absl::StrAppend(&out, i ? "," : "", Exact(w[i]));
+  }
   absl::StrAppend(&out, "\nfit=", fit.samples, ",", Exact(fit.fit_spearman), ",",
                   Exact(fit.fit_mape), ",", Exact(fit.loo_mape), ",", Exact(fit.seconds), "\n");
   return out;
@@ -42,6 +46,9 @@ absl::StatusOr<DeviceHead> DeviceHead::Deserialize(std::string_view blob) {
     } else if (kv.first == "z") {
       head.z.resize(parts.size());
       for (size_t k = 0; k < parts.size() && ok; ++k) ok = absl::SimpleAtod(parts[k], &head.z[k]);
+    } else if (kv.first == "w") {
+      head.w.resize(parts.size());
+      for (size_t k = 0; k < parts.size() && ok; ++k) ok = absl::SimpleAtod(parts[k], &head.w[k]);
     } else if (kv.first == "fit" && parts.size() == 5) {
       ok = absl::SimpleAtoi(parts[0], &head.fit.samples) &&
            absl::SimpleAtod(parts[1], &head.fit.fit_spearman) &&

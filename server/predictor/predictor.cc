@@ -84,6 +84,15 @@ struct BaseModel::Impl {
   // ops read as digits base num_ops; empty for large spaces (FBNet: 9^22). Every op
   // combination is a member of both built-in spaces.
   std::vector<double> dense;
+  // The network's input standardisation, as doubles for the residual features.
+  std::vector<double> mean, scale;
+
+  void CopyStandardisation() {
+    torch::Tensor m = net->mean.to(torch::kFloat64).contiguous();
+    torch::Tensor s = net->scale.to(torch::kFloat64).contiguous();
+    mean.assign(m.data_ptr<double>(), m.data_ptr<double>() + features);
+    scale.assign(s.data_ptr<double>(), s.data_ptr<double>() + features);
+  }
 
   int64_t DenseIndex(const core::Architecture& arch) const {
     int64_t index = 0;
@@ -228,6 +237,7 @@ absl::StatusOr<std::shared_ptr<const BaseModel>> BaseModel::Train(
   }
   impl->net->eval();
   impl->BuildDenseTable();
+  impl->CopyStandardisation();
 
   // Heads in log-latency space: log t = dev_std * (h.z + b) + dev_mean.
   torch::Tensor zc = z.detach().to(torch::kFloat64).contiguous();
@@ -275,9 +285,38 @@ std::vector<double> BaseModel::Embed(const std::vector<core::Architecture>& arch
   return out;
 }
 
+int BaseModel::num_features() const { return impl_->features; }
+
+std::vector<double> BaseModel::Features(const std::vector<core::Architecture>& archs) const {
+  const int f = impl_->features;
+  std::vector<double> out(archs.size() * f);
+  std::vector<float> x(f);
+  for (size_t i = 0; i < archs.size(); ++i) {
+    impl_->space->Encode(archs[i], x.data());
+    for (int j = 0; j < f; ++j) out[i * f + j] = (x[j] - impl_->mean[j]) / impl_->scale[j];
+  }
+  return out;
+}
+
 void BaseModel::Predict(const DeviceHead& head, const std::vector<core::Architecture>& archs,
                         double* out) const {
   if (archs.empty()) return;
+  PredictEmbedded(head, archs, out);
+  if (head.w.empty()) return;
+  // The residual on the features: x(a) . w, in log space.
+  const int f = impl_->features;
+  std::vector<float> x(f);
+  for (size_t i = 0; i < archs.size(); ++i) {
+    impl_->space->Encode(archs[i], x.data());
+    double r = 0;
+    for (int j = 0; j < f; ++j) r += (x[j] - impl_->mean[j]) / impl_->scale[j] * head.w[j];
+    out[i] *= std::exp(r);
+  }
+}
+
+void BaseModel::PredictEmbedded(const DeviceHead& head,
+                                const std::vector<core::Architecture>& archs,
+                                double* out) const {
   if (!impl_->dense.empty()) {
     const int dim = impl_->dim;
     for (size_t i = 0; i < archs.size(); ++i) {
@@ -362,6 +401,7 @@ absl::StatusOr<std::shared_ptr<const BaseModel>> BaseModel::Deserialize(
     impl->net->load(archive);
     impl->net->eval();
     impl->BuildDenseTable();
+    impl->CopyStandardisation();
     torch::Tensor hz, hb;
     archive.read("heads_z", hz, /*is_buffer=*/true);
     archive.read("heads_b", hb, /*is_buffer=*/true);

@@ -56,6 +56,9 @@ class SearchSpace {
   virtual std::string Canonical(const Architecture& arch) const = 0;
 
   // Length of the predictor's feature vector, and the vector itself (written to out).
+  // Its last kCostFeatures values are the analytic costs: log1p(flops), log1p(params),
+  // log1p(bytes), kernels / 100.
+  static constexpr int kCostFeatures = 4;
   virtual int encoding_size() const = 0;
   virtual void Encode(const Architecture& arch, float* out) const = 0;
 

@@ -69,10 +69,13 @@ struct FitStats {
   double seconds = 0;
 };
 
-// A device's head: log latency = h(a) . z + b.
+// A device's head: log latency = h(a) . z + b + x(a) . w, where x(a) is the standardised
+// encoding of a; w (empty when unused) lets a device that the source devices do not
+// span correct per-operation costs once it has enough samples to show it.
 struct DeviceHead {
   std::vector<double> z;
   double b = 0;
+  std::vector<double> w;
   FitStats fit;
 
   std::string Serialize() const;
@@ -104,6 +107,9 @@ class BaseModel {
 
   // h(a) for each architecture, row-major n x embedding_dim.
   std::vector<double> Embed(const std::vector<core::Architecture>& archs) const;
+  // x(a): the space's encoding standardised as the network sees it, n x num_features.
+  std::vector<double> Features(const std::vector<core::Architecture>& archs) const;
+  int num_features() const;
   // Predicted latency_ms for each architecture, written to out (archs.size() values).
   void Predict(const DeviceHead& head, const std::vector<core::Architecture>& archs,
                double* out) const;
@@ -119,6 +125,10 @@ class BaseModel {
                            const std::vector<core::Architecture>& measured, int k) const;
 
  private:
+  // exp(h(a) . z + b), without the residual.
+  void PredictEmbedded(const DeviceHead& head, const std::vector<core::Architecture>& archs,
+                       double* out) const;
+
   struct Impl;
   explicit BaseModel(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
