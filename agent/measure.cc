@@ -1,0 +1,425 @@
+// The only translation unit of the agent that includes LibTorch.
+#include "agent/measure.h"
+
+#include <dlfcn.h>
+#include <torch/cuda.h>
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+
+namespace latpred::agent {
+namespace {
+
+namespace nn = torch::nn;
+using Clock = std::chrono::steady_clock;
+
+// ---- common blocks
+// ---------------------------------------------------------------
+
+nn::Conv2d Conv(int c_in, int c_out, int k, int stride = 1, int groups = 1) {
+  return nn::Conv2d(nn::Conv2dOptions(c_in, c_out, k)
+                        .stride(stride)
+                        .padding((k - 1) / 2)
+                        .groups(groups)
+                        .bias(false));
+}
+
+nn::BatchNorm2d Bn(int c) { return nn::BatchNorm2d(nn::BatchNorm2dOptions(c)); }
+
+torch::Tensor ChannelShuffle(const torch::Tensor& x, int groups) {
+  const auto n = x.size(0), c = x.size(1), h = x.size(2), w = x.size(3);
+  return x.view({n, groups, c / groups, h, w}).transpose(1, 2).contiguous().view({n, c, h, w});
+}
+
+// A network body: Forward of a tensor.
+class Body : public nn::Module {
+ public:
+  virtual torch::Tensor forward(torch::Tensor x) = 0;
+};
+
+// ---- NAS-Bench-201
+// -----------------------------------------------------------------
+
+constexpr int kNbEdges = 6;
+constexpr std::array<int, kNbEdges> kEdgeFrom = {0, 0, 1, 0, 1, 2};
+constexpr std::array<int, kNbEdges> kEdgeTo = {1, 2, 2, 3, 3, 3};
+enum NbOp : uint8_t { kNone = 0, kSkip = 1, kConv1x1 = 2, kConv3x3 = 3, kAvgPool = 4 };
+
+// Edges that cannot carry data from node 0 to node 3 become none (same rule as
+// core's AnalyticCosts: through non-none edges only).
+std::array<uint8_t, kNbEdges> LiveOps(const std::vector<uint8_t>& ops) {
+  std::array<bool, 4> from_input = {true, false, false, false};
+  for (int e = 0; e < kNbEdges; ++e) {
+    if (ops[e] != kNone && from_input[kEdgeFrom[e]]) from_input[kEdgeTo[e]] = true;
+  }
+  std::array<bool, 4> to_output = {false, false, false, true};
+  for (int e = kNbEdges - 1; e >= 0; --e) {
+    if (ops[e] != kNone && to_output[kEdgeTo[e]]) to_output[kEdgeFrom[e]] = true;
+  }
+  std::array<uint8_t, kNbEdges> live;
+  for (int e = 0; e < kNbEdges; ++e) {
+    live[e] =
+        (from_input[kEdgeFrom[e]] && to_output[kEdgeTo[e]]) ? ops[e] : static_cast<uint8_t>(kNone);
+  }
+  return live;
+}
+
+class Nb201Cell : public Body {
+ public:
+  Nb201Cell(const std::array<uint8_t, kNbEdges>& live, int c) : live_(live) {
+    for (int e = 0; e < kNbEdges; ++e) {
+      const std::string name = absl::StrCat("edge", e);
+      switch (live_[e]) {
+        case kConv1x1:
+        case kConv3x3:
+          edges_[e] = register_module(
+              name, nn::Sequential(nn::ReLU(), Conv(c, c, live_[e] == kConv1x1 ? 1 : 3), Bn(c)));
+          break;
+        case kAvgPool:
+          edges_[e] = register_module(
+              name, nn::Sequential(nn::AvgPool2d(
+                        nn::AvgPool2dOptions(3).stride(1).padding(1).count_include_pad(false))));
+          break;
+        default:
+          break;
+      }
+    }
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    std::array<torch::Tensor, 4> nodes;
+    nodes[0] = x;
+    for (int e = 0; e < kNbEdges; ++e) {
+      if (live_[e] == kNone) continue;
+      torch::Tensor out =
+          live_[e] == kSkip ? nodes[kEdgeFrom[e]] : edges_[e]->forward(nodes[kEdgeFrom[e]]);
+      torch::Tensor& to = nodes[kEdgeTo[e]];
+      to = to.defined() ? to + out : out;
+    }
+    // A dead cell (no path to the output) outputs zeros, as NAS-Bench-201's
+    // none does.
+    return nodes[3].defined() ? nodes[3] : torch::zeros_like(x);
+  }
+
+ private:
+  std::array<uint8_t, kNbEdges> live_;
+  std::array<nn::Sequential, kNbEdges> edges_ = {nullptr, nullptr, nullptr,
+                                                 nullptr, nullptr, nullptr};
+};
+
+class ResidualReduction : public Body {
+ public:
+  ResidualReduction(int c_in, int c_out) {
+    a_ = register_module("a", nn::Sequential(nn::ReLU(), Conv(c_in, c_out, 3, 2), Bn(c_out)));
+    b_ = register_module("b", nn::Sequential(nn::ReLU(), Conv(c_out, c_out, 3), Bn(c_out)));
+    shortcut_ = register_module(
+        "shortcut",
+        nn::Sequential(nn::AvgPool2d(nn::AvgPool2dOptions(2).stride(2)), Conv(c_in, c_out, 1)));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    return b_->forward(a_->forward(x)) + shortcut_->forward(x);
+  }
+
+ private:
+  nn::Sequential a_{nullptr}, b_{nullptr}, shortcut_{nullptr};
+};
+
+class Nb201Net : public Body {
+ public:
+  explicit Nb201Net(const std::vector<uint8_t>& ops, int classes = 10) {
+    const auto live = LiveOps(ops);
+    stem_ = register_module("stem", nn::Sequential(Conv(3, 16, 3), Bn(16)));
+    int c = 16;
+    for (int stage = 0; stage < 3; ++stage) {
+      if (stage > 0) {
+        layers_.push_back(register_module(absl::StrCat("reduction", stage),
+                                          std::make_shared<ResidualReduction>(c, 2 * c)));
+        c *= 2;
+      }
+      for (int i = 0; i < 5; ++i) {
+        layers_.push_back(register_module(absl::StrCat("cell", stage, "_", i),
+                                          std::make_shared<Nb201Cell>(live, c)));
+      }
+    }
+    head_ = register_module("head", nn::Sequential(Bn(c), nn::ReLU()));
+    classifier_ = register_module("classifier", nn::Linear(c, classes));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = stem_->forward(x);
+    for (auto& layer : layers_) x = layer->forward(x);
+    x = head_->forward(x);
+    x = x.mean({2, 3});
+    return classifier_->forward(x);
+  }
+
+ private:
+  nn::Sequential stem_{nullptr}, head_{nullptr};
+  std::vector<std::shared_ptr<Body>> layers_;
+  nn::Linear classifier_{nullptr};
+};
+
+// ---- FBNet
+// -------------------------------------------------------------------------
+
+struct FbBlock {
+  int kernel, expansion, groups;
+};
+constexpr FbBlock kFbBlocks[8] = {{3, 1, 1}, {3, 1, 2}, {3, 3, 1}, {3, 6, 1},
+                                  {5, 1, 1}, {5, 1, 2}, {5, 3, 1}, {5, 6, 1}};
+constexpr uint8_t kFbSkip = 8;
+
+class FbLayer : public Body {
+ public:
+  FbLayer(uint8_t op, int c_in, int c_out, int stride) : residual_(c_in == c_out && stride == 1) {
+    if (op == kFbSkip) {
+      identity_ = residual_;
+      if (!identity_) {
+        a_ = register_module("proj",
+                             nn::Sequential(Conv(c_in, c_out, 1, stride), Bn(c_out), nn::ReLU()));
+      }
+      residual_ = false;
+      return;
+    }
+    const FbBlock& b = kFbBlocks[op];
+    const int mid = b.expansion * c_in;
+    groups_ = b.groups;
+    a_ = register_module("pw1",
+                         nn::Sequential(Conv(c_in, mid, 1, 1, b.groups), Bn(mid), nn::ReLU()));
+    b_ = register_module(
+        "dw", nn::Sequential(Conv(mid, mid, b.kernel, stride, mid), Bn(mid), nn::ReLU()));
+    c_ = register_module("pw2", nn::Sequential(Conv(mid, c_out, 1, 1, b.groups), Bn(c_out)));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    if (identity_) return x;
+    if (!b_) return a_->forward(x);
+    torch::Tensor y = a_->forward(x);
+    if (groups_ > 1) y = ChannelShuffle(y, groups_);
+    y = c_->forward(b_->forward(y));
+    return residual_ ? y + x : y;
+  }
+
+ private:
+  bool residual_;
+  bool identity_ = false;
+  int groups_ = 1;
+  nn::Sequential a_{nullptr}, b_{nullptr}, c_{nullptr};
+};
+
+class FbnetNet : public Body {
+ public:
+  explicit FbnetNet(const std::vector<uint8_t>& ops, int classes = 100) {
+    static constexpr int kLayers[7] = {1, 4, 4, 4, 4, 4, 1};
+    static constexpr int kChannels[7] = {16, 24, 32, 64, 112, 184, 352};
+    static constexpr int kStrides[7] = {1, 1, 2, 2, 1, 2, 1};
+    stem_ = register_module("stem", nn::Sequential(Conv(3, 16, 3), Bn(16), nn::ReLU()));
+    int c_in = 16, layer = 0;
+    for (int s = 0; s < 7; ++s) {
+      for (int i = 0; i < kLayers[s]; ++i) {
+        layers_.push_back(register_module(
+            absl::StrCat("layer", layer),
+            std::make_shared<FbLayer>(ops[layer], c_in, kChannels[s], i == 0 ? kStrides[s] : 1)));
+        ++layer;
+        c_in = kChannels[s];
+      }
+    }
+    head_ = register_module("head", nn::Sequential(Conv(c_in, 1504, 1), Bn(1504), nn::ReLU()));
+    classifier_ = register_module("classifier", nn::Linear(1504, classes));
+  }
+  torch::Tensor forward(torch::Tensor x) override {
+    x = stem_->forward(x);
+    for (auto& layer : layers_) x = layer->forward(x);
+    x = head_->forward(x).mean({2, 3});
+    return classifier_->forward(x);
+  }
+
+ private:
+  nn::Sequential stem_{nullptr}, head_{nullptr};
+  std::vector<std::shared_ptr<Body>> layers_;
+  nn::Linear classifier_{nullptr};
+};
+
+// ---- running
+// -----------------------------------------------------------------------
+
+absl::StatusOr<torch::Device> ParseDevice(const std::string& text) {
+  if (text == "cpu") return torch::Device(torch::kCPU);
+  absl::string_view rest(text.data(), text.size());
+  if (rest.substr(0, 4) != "cuda") {
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown device '", text, "' (cpu, cuda or cuda:N)"));
+  }
+  int index = 0;
+  if (rest.size() > 4) {
+    if (rest[4] != ':' || !absl::SimpleAtoi(rest.substr(5), &index) || index < 0) {
+      return absl::InvalidArgumentError(absl::StrCat("bad device '", text, "' (cuda:N)"));
+    }
+  }
+  if (!torch::cuda::is_available()) {
+    return absl::UnavailableError(absl::StrCat("device '", text, "': CUDA is not available"));
+  }
+  if (index >= static_cast<int>(torch::cuda::device_count())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("device '", text, "': only ", torch::cuda::device_count(), " CUDA devices"));
+  }
+  return torch::Device(torch::kCUDA, static_cast<c10::DeviceIndex>(index));
+}
+
+class TorchNetwork : public Network {
+ public:
+  TorchNetwork(std::shared_ptr<Body> body, torch::Device device, int batch)
+      : body_(std::move(body)), device_(device) {
+    body_->eval();
+    body_->to(device_);
+    torch::manual_seed(0);
+    input_ = torch::randn({batch, 3, 32, 32}).to(device_);
+  }
+  void Forward() override {
+    c10::InferenceMode guard;
+    torch::Tensor out = body_->forward(input_);
+    if (device_.is_cuda()) torch::cuda::synchronize(device_.index());
+  }
+  int64_t NumParams() const override {
+    int64_t n = 0;
+    for (const auto& p : body_->parameters()) n += p.numel();
+    return n;
+  }
+  std::vector<int64_t> OutputShape() override {
+    c10::InferenceMode guard;
+    torch::Tensor out = body_->forward(input_);
+    return out.sizes().vec();
+  }
+
+ private:
+  std::shared_ptr<Body> body_;
+  torch::Device device_;
+  torch::Tensor input_;
+};
+
+}  // namespace
+
+double Median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+namespace {
+double Quantile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0;
+  const double pos = q * (sorted.size() - 1);
+  const size_t lo = static_cast<size_t>(std::floor(pos));
+  const size_t hi = std::min(lo + 1, sorted.size() - 1);
+  return sorted[lo] + (pos - lo) * (sorted[hi] - sorted[lo]);
+}
+}  // namespace
+
+double Iqr(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return Quantile(v, 0.75) - Quantile(v, 0.25);
+}
+
+absl::StatusOr<std::unique_ptr<Network>> BuildNetwork(const core::SearchSpace& space,
+                                                      const core::Architecture& arch,
+                                                      const MeasureOptions& options) {
+  auto device = ParseDevice(options.device);
+  if (!device.ok()) return device.status();
+  if (options.batch_size < 1) return absl::InvalidArgumentError("batch size must be >= 1");
+  std::shared_ptr<Body> body;
+  if (space.name() == "nb201") {
+    if (arch.ops.size() != 6) return absl::InvalidArgumentError("nb201 needs 6 ops");
+    body = std::make_shared<Nb201Net>(arch.ops);
+  } else if (space.name() == "fbnet") {
+    if (arch.ops.size() != 22) return absl::InvalidArgumentError("fbnet needs 22 ops");
+    body = std::make_shared<FbnetNet>(arch.ops);
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("no network builder for space '", std::string(space.name()), "'"));
+  }
+  torch::NoGradGuard no_grad;
+  return std::unique_ptr<Network>(new TorchNetwork(std::move(body), *device, options.batch_size));
+}
+
+Measurement TimeRuns(const std::function<void()>& run, const MeasureOptions& options) {
+  for (int i = 0; i < options.warmup; ++i) run();
+  std::vector<double> times;
+  const auto start = Clock::now();
+  double previous = -1;
+  const int batch = std::max(1, options.batch_runs);
+  while (static_cast<int>(times.size()) < std::max(1, options.max_runs)) {
+    for (int i = 0; i < batch && static_cast<int>(times.size()) < options.max_runs; ++i) {
+      const auto t0 = Clock::now();
+      run();
+      times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+    const double median = Median(times);
+    const bool enough = static_cast<int>(times.size()) >= options.min_runs;
+    if (enough && previous > 0 && std::abs(median - previous) < options.rel_tol * previous) break;
+    previous = median;
+    if (enough &&
+        std::chrono::duration<double>(Clock::now() - start).count() > options.max_seconds) {
+      break;
+    }
+  }
+  Measurement m;
+  m.median_ms = Median(times);
+  m.spread_ms = Iqr(times);
+  m.runs = static_cast<int>(times.size());
+  return m;
+}
+
+absl::StatusOr<Measurement> MeasureArch(const core::SearchSpace& space,
+                                        const core::Architecture& arch,
+                                        const MeasureOptions& options) {
+  SetTorchThreads(options.threads);
+  auto net = BuildNetwork(space, arch, options);
+  if (!net.ok()) return net.status();
+  Network* n = net->get();
+  return TimeRuns([n] { n->Forward(); }, options);
+}
+
+double GemmGflops(int n, int threads, double seconds) {
+  SetTorchThreads(threads);
+  c10::InferenceMode guard;
+  torch::manual_seed(0);
+  torch::Tensor a = torch::randn({n, n}), b = torch::randn({n, n});
+  torch::Tensor c = torch::mm(a, b);  // warm-up
+  int reps = 0;
+  std::vector<double> rates;
+  const auto start = Clock::now();
+  while (reps < 3 || std::chrono::duration<double>(Clock::now() - start).count() < seconds) {
+    const auto t0 = Clock::now();
+    c = torch::mm(a, b);
+    const double s = std::chrono::duration<double>(Clock::now() - t0).count();
+    rates.push_back(2.0 * n * n * static_cast<double>(n) / s / 1e9);
+    ++reps;
+  }
+  return Median(rates);
+}
+
+bool CudaAvailable() { return torch::cuda::is_available(); }
+int CudaDeviceCount() { return static_cast<int>(torch::cuda::device_count()); }
+
+void SetTorchThreads(int threads) {
+  if (threads <= 0) return;
+  if (torch::get_num_threads() != threads) torch::set_num_threads(threads);
+  // Debian's LibTorch calls OpenBLAS (pthread build) for GEMMs, whose own thread pool
+  // torch::set_num_threads may not reach: set it too when that library is loaded.
+  using SetBlasThreads = void (*)(int);
+  if (auto set =
+          reinterpret_cast<SetBlasThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set(threads);
+  }
+}
+
+}  // namespace latpred::agent

@@ -1,0 +1,541 @@
+#include "latpred/bench/accuracy.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <map>
+#include <memory>
+#include <numeric>
+#include <ostream>
+#include <random>
+#include <string>
+#include <tuple>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "latpred/bench/baselines.h"
+#include "latpred/core/dataset.h"
+#include "latpred/core/search_space.h"
+#include "latpred/core/stats.h"
+#include "latpred/predictor/predictor.h"
+
+namespace latpred::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double SecondsSince(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+std::string Elapsed(Clock::time_point start) {
+  const int s = static_cast<int>(SecondsSince(start));
+  return absl::StrFormat("%d:%02d", s / 60, s % 60);
+}
+
+// A seeded generator per purpose: FNV-1a over the seed and the labels, so that every
+// source device (and every target, k and trial) gets its own stable stream.
+std::mt19937_64 Rng(uint64_t seed, std::initializer_list<std::string> labels) {
+  uint64_t h = 1469598103934665603ULL;
+  auto mix = [&h](uint64_t byte) {
+    h ^= byte;
+    h *= 1099511628211ULL;
+  };
+  for (int i = 0; i < 8; ++i) mix((seed >> (8 * i)) & 0xff);
+  for (const std::string& l : labels) {
+    mix(0x1f);
+    for (unsigned char c : l) mix(c);
+  }
+  return std::mt19937_64(h);
+}
+
+// The first m of a uniform random permutation of 0..n-1 (partial Fisher-Yates).
+std::vector<int> Draw(int n, int m, std::mt19937_64& rng) {
+  std::vector<int> idx(n);
+  std::iota(idx.begin(), idx.end(), 0);
+  m = std::min(m, n);
+  for (int i = 0; i < m; ++i) {
+    int j = i + static_cast<int>(rng() % static_cast<uint64_t>(n - i));
+    std::swap(idx[i], idx[j]);
+  }
+  idx.resize(m);
+  return idx;
+}
+
+double ZeroIfNan(double v) { return std::isnan(v) ? 0.0 : v; }
+
+Metrics Score(const std::vector<double>& truth, const std::vector<double>& pred) {
+  Metrics m;
+  m.spearman = core::Spearman(truth, pred);
+  m.kendall = core::KendallTau(truth, pred);
+  m.within10 = core::WithinBound(truth, pred, 0.1);
+  m.mape = core::Mape(truth, pred);
+  return m;
+}
+
+// A latency table with what the benchmark needs precomputed.
+struct Table {
+  core::LatencyTable data;
+  std::vector<double> flops;  // per row
+  // Full column of a device (NaN where not measured).
+  std::vector<double> Column(int col) const {
+    std::vector<double> out(data.rows());
+    for (size_t r = 0; r < data.rows(); ++r) out[r] = data.at(r, col);
+    return out;
+  }
+  std::vector<int> MeasuredRows(int col) const {
+    std::vector<int> rows;
+    for (size_t r = 0; r < data.rows(); ++r) {
+      double v = data.at(r, col);
+      if (v > 0 && std::isfinite(v)) rows.push_back(static_cast<int>(r));
+    }
+    return rows;
+  }
+};
+
+absl::StatusOr<std::unique_ptr<Table>> Prepare(core::LatencyTable data) {
+  auto t = std::make_unique<Table>();
+  t->data = std::move(data);
+  t->flops.resize(t->data.rows());
+  for (size_t r = 0; r < t->data.rows(); ++r) {
+    t->flops[r] = t->data.space->AnalyticCosts(t->data.archs[r]).flops;
+  }
+  return t;
+}
+
+absl::StatusOr<std::unique_ptr<Table>> LoadStandard(const std::string& data_dir,
+                                                    const std::string& space_name) {
+  absl::StatusOr<const core::SearchSpace*> space = core::GetSearchSpace(space_name);
+  if (!space.ok()) return space.status();
+  const std::string help = absl::StrCat(data_dir, "/help/", space_name, "_latency.csv");
+  absl::StatusOr<core::LatencyTable> table = core::ReadLatencyTable(help, **space);
+  if (!table.ok()) return table.status();
+  if (space_name == "nb201") {
+    const std::string eagle = absl::StrCat(data_dir, "/eagle/nb201_latency.csv");
+    absl::StatusOr<core::LatencyTable> more = core::ReadLatencyTable(eagle, **space);
+    if (!more.ok()) return more.status();
+    core::MergeLatencyTables(*table, *more);
+  }
+  return Prepare(std::move(*table));
+}
+
+std::vector<std::string> ResolveList(const std::vector<std::string>& names,
+                                     const std::vector<std::string>& all,
+                                     const std::vector<std::string>& exclude) {
+  std::vector<std::string> out;
+  const bool every = names.size() == 1 && names[0] == "all";
+  for (const std::string& n : every ? all : names) {
+    if (std::find(exclude.begin(), exclude.end(), n) != exclude.end()) continue;
+    if (std::find(out.begin(), out.end(), n) == out.end()) out.push_back(n);
+  }
+  return out;
+}
+
+struct Plan {
+  int k;
+  Selection selection;
+};
+
+class Runner {
+ public:
+  Runner(const AccuracyOptions& options, std::ostream& log, AccuracyReport* report)
+      : options_(options), log_(log), report_(report), start_(Clock::now()) {}
+
+  absl::Status Run();
+
+ private:
+  absl::Status RunTask(const TaskSpec& task, const Table& table);
+  absl::Status RunTrial(const TaskSpec& task, const Table& table, int trial,
+                        const std::vector<int>& source_cols,
+                        const std::vector<std::vector<double>>& source_columns);
+
+  const AccuracyOptions& options_;
+  std::ostream& log_;
+  AccuracyReport* report_;
+  Clock::time_point start_;
+  std::vector<Plan> plan_;
+  std::map<std::string, std::unique_ptr<Table>> tables_;
+};
+
+absl::Status Runner::Run() {
+  const AccuracyOptions& o = options_;
+  if (o.ks.empty()) return absl::InvalidArgumentError("--k: give at least one k");
+  for (int k : o.ks) {
+    if (k < 1) return absl::InvalidArgumentError(absl::StrCat("--k: k must be >= 1, got ", k));
+  }
+  if (o.trials < 1) return absl::InvalidArgumentError("--trials must be >= 1");
+  if (o.epochs < 0) return absl::InvalidArgumentError("--epochs must be >= 1");
+  if (o.threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
+  report_->epochs = o.epochs > 0 ? o.epochs : predictor::TrainOptions().epochs;
+  report_->main_selection =
+      o.selection == SelectionMode::kRandom ? Selection::kRandom : Selection::kSuggest;
+  for (int k : o.ks) plan_.push_back({k, report_->main_selection});
+  if (o.selection == SelectionMode::kBoth) {
+    for (int k : o.random_ks) {
+      if (std::find(o.ks.begin(), o.ks.end(), k) != o.ks.end()) {
+        plan_.push_back({k, Selection::kRandom});
+      }
+    }
+  }
+  predictor::SetThreads(o.threads);
+
+  // Tasks and their tables.
+  if (!o.custom_data.empty()) {
+    if (o.custom_space.empty()) return absl::InvalidArgumentError("--data needs --space");
+    absl::StatusOr<const core::SearchSpace*> space = core::GetSearchSpace(o.custom_space);
+    if (!space.ok()) return space.status();
+    absl::StatusOr<core::LatencyTable> table = core::ReadLatencyTable(o.custom_data, **space);
+    if (!table.ok()) return table.status();
+    absl::StatusOr<std::unique_ptr<Table>> prepared = Prepare(std::move(*table));
+    if (!prepared.ok()) return prepared.status();
+    const std::vector<std::string>& devices = (*prepared)->data.devices;
+    if (o.custom_target.empty()) return absl::InvalidArgumentError("--data needs --target");
+    if (o.custom_source.empty()) return absl::InvalidArgumentError("--data needs --source");
+    TaskSpec task;
+    task.name = "custom";
+    task.space = o.custom_space;
+    task.targets = ResolveList(o.custom_target, devices, {});
+    task.sources = ResolveList(o.custom_source, devices, task.targets);
+    if (task.sources.empty()) {
+      return absl::InvalidArgumentError(
+          "custom task: no source device left (a device in both --source and --target is a "
+          "target only)");
+    }
+    if (task.targets.empty()) return absl::InvalidArgumentError("custom task: no target device");
+    report_->tasks.push_back(task);
+    tables_[o.custom_space] = std::move(*prepared);
+  } else {
+    if (o.tasks.empty()) {
+      report_->tasks = StandardTasks();
+    } else {
+      for (const std::string& name : o.tasks) {
+        const TaskSpec* t = FindTask(name);
+        if (t == nullptr) {
+          std::vector<std::string> known;
+          for (const TaskSpec& s : StandardTasks()) known.push_back(s.name);
+          return absl::InvalidArgumentError(absl::StrCat("unknown task '", name,
+                                                         "'; known: ", absl::StrJoin(known, ","),
+                                                         ", all"));
+        }
+        report_->tasks.push_back(*t);
+      }
+    }
+    for (const TaskSpec& t : report_->tasks) {
+      if (tables_.count(t.space)) continue;
+      auto load_start = Clock::now();
+      absl::StatusOr<std::unique_ptr<Table>> table = LoadStandard(o.data_dir, t.space);
+      if (!table.ok()) return table.status();
+      log_ << absl::StrFormat("loaded %s: %d architectures x %d devices in %.1f s\n", t.space,
+                              (*table)->data.rows(), (*table)->data.devices.size(),
+                              SecondsSince(load_start));
+      tables_[t.space] = std::move(*table);
+    }
+  }
+  // Every device of every task must be in its table, and targets need > max k rows.
+  for (const TaskSpec& t : report_->tasks) {
+    const Table& table = *tables_.at(t.space);
+    for (const auto* list : {&t.sources, &t.targets}) {
+      for (const std::string& d : *list) {
+        if (table.data.DeviceColumn(d) < 0) {
+          return absl::NotFoundError(absl::StrCat("task ", t.name, ": device '", d,
+                                                  "' is not in the ", t.space, " data"));
+        }
+      }
+    }
+  }
+  for (const TaskSpec& t : report_->tasks) {
+    absl::Status s = RunTask(t, *tables_.at(t.space));
+    if (!s.ok()) return s;
+  }
+  report_->wall_seconds = SecondsSince(start_);
+  AggregateResults(report_);
+  return absl::OkStatus();
+}
+
+absl::Status Runner::RunTask(const TaskSpec& task, const Table& table) {
+  std::vector<int> source_cols;
+  std::vector<std::vector<double>> source_columns;
+  for (const std::string& d : task.sources) {
+    source_cols.push_back(table.data.DeviceColumn(d));
+    source_columns.push_back(table.Column(source_cols.back()));
+  }
+  for (int trial = 0; trial < options_.trials; ++trial) {
+    absl::Status s = RunTrial(task, table, trial, source_cols, source_columns);
+    if (!s.ok()) return s;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Runner::RunTrial(const TaskSpec& task, const Table& table, int trial,
+                              const std::vector<int>& source_cols,
+                              const std::vector<std::vector<double>>& source_columns) {
+  const uint64_t seed = options_.seed + static_cast<uint64_t>(trial);
+  const std::string trial_label = absl::StrCat(trial);
+  const std::string prefix =
+      absl::StrFormat("%s trial %d/%d", task.name, trial + 1, options_.trials);
+
+  // Training data: a separate draw of the source budget per source device.
+  const int budget = SourceBudget(task.space);
+  const size_t rows = table.data.rows();
+  const size_t nd = table.data.devices.size();
+  std::vector<std::vector<int>> drawn(task.sources.size());
+  std::vector<char> in_union(rows, 0);
+  for (size_t s = 0; s < task.sources.size(); ++s) {
+    std::vector<int> measured = table.MeasuredRows(source_cols[s]);
+    std::mt19937_64 rng = Rng(seed, {task.name, "source", task.sources[s]});
+    for (int i : Draw(static_cast<int>(measured.size()), budget, rng)) {
+      drawn[s].push_back(measured[i]);
+      in_union[measured[i]] = 1;
+    }
+  }
+  predictor::TrainingData data;
+  data.space = table.data.space;
+  data.devices = task.sources;
+  std::vector<int> union_pos(rows, -1);
+  for (size_t r = 0; r < rows; ++r) {
+    if (!in_union[r]) continue;
+    union_pos[r] = static_cast<int>(data.archs.size());
+    data.archs.push_back(table.data.archs[r]);
+  }
+  const size_t nsrc = task.sources.size();
+  data.latency_ms.assign(data.archs.size() * nsrc, std::numeric_limits<double>::quiet_NaN());
+  for (size_t s = 0; s < nsrc; ++s) {
+    for (int r : drawn[s]) data.latency_ms[union_pos[r] * nsrc + s] = table.data.latency[r * nd + source_cols[s]];
+  }
+
+  predictor::TrainOptions train;
+  if (options_.epochs > 0) train.epochs = options_.epochs;
+  train.seed = seed;
+  train.threads = options_.threads;
+  auto train_start = Clock::now();
+  absl::StatusOr<std::shared_ptr<const predictor::BaseModel>> trained =
+      predictor::BaseModel::Train(data, train);
+  if (!trained.ok()) {
+    return absl::Status(trained.status().code(),
+                        absl::StrCat(prefix, ": training failed: ", trained.status().message()));
+  }
+  const predictor::BaseModel& model = **trained;
+  TrialTiming timing;
+  timing.task = task.name;
+  timing.trial = trial;
+  timing.train_archs = static_cast<int>(data.archs.size());
+  timing.train_seconds = SecondsSince(train_start);
+  log_ << absl::StrFormat("%s: trained on %d source devices, %d architectures, %d epochs in %.1f s  [elapsed %s]\n",
+                          prefix, nsrc, data.archs.size(), train.epochs, timing.train_seconds,
+                          Elapsed(start_));
+  log_.flush();
+
+  auto eval_start = Clock::now();
+  std::vector<const std::vector<double>*> source_ptrs;
+  for (const auto& c : source_columns) source_ptrs.push_back(&c);
+  std::vector<double> k20_spearman;
+  const int report_k = *std::max_element(options_.ks.begin(), options_.ks.end());
+  for (const std::string& target : task.targets) {
+    const int col = table.data.DeviceColumn(target);
+    const std::vector<int> measured = table.MeasuredRows(col);
+    const int n = static_cast<int>(measured.size());
+    std::vector<core::Architecture> candidates;
+    std::vector<double> truth;
+    candidates.reserve(n);
+    truth.reserve(n);
+    for (int r : measured) {
+      candidates.push_back(table.data.archs[r]);
+      truth.push_back(table.data.at(r, col));
+    }
+    std::vector<double> pred(n);
+    for (const Plan& p : plan_) {
+      if (p.k >= n) {
+        return absl::FailedPreconditionError(absl::StrCat(
+            task.name, ": target ", target, " has ", n, " measurements, too few for k=", p.k));
+      }
+      // Which k: from architecture strings only (Suggest) or uniformly at random.
+      std::vector<int> picked;
+      if (p.selection == Selection::kSuggest) {
+        picked = model.Suggest(candidates, {}, p.k);
+      } else {
+        std::mt19937_64 rng = Rng(seed, {task.name, "random", target, absl::StrCat(p.k)});
+        picked = Draw(n, p.k, rng);
+      }
+      if (static_cast<int>(picked.size()) != p.k) {
+        return absl::InternalError(absl::StrCat(prefix, ": ", target, ": selection gave ",
+                                                picked.size(), " of ", p.k, " samples"));
+      }
+      std::vector<char> is_sample(n, 0);
+      std::vector<predictor::Observation> obs;
+      std::vector<int> sample_rows;
+      std::vector<double> sample_latency, sample_flops;
+      for (int i : picked) {
+        is_sample[i] = 1;
+        obs.push_back(predictor::Observation{candidates[i], truth[i]});
+        sample_rows.push_back(measured[i]);
+        sample_latency.push_back(truth[i]);
+        sample_flops.push_back(table.flops[measured[i]]);
+      }
+      // The service's path: Adapt on the samples, Predict the rest.
+      auto adapt_start = Clock::now();
+      absl::StatusOr<predictor::DeviceHead> head = model.Adapt(obs);
+      const double adapt_seconds = SecondsSince(adapt_start);
+      if (!head.ok()) {
+        return absl::Status(head.status().code(), absl::StrCat(prefix, ": ", target,
+                                                               ": adapt failed: ",
+                                                               head.status().message()));
+      }
+      report_->adapt_timings.push_back({p.k, adapt_seconds});
+      model.Predict(*head, candidates, pred.data());
+
+      std::vector<int> eval_rows;
+      std::vector<double> eval_truth, eval_latpred, eval_flops;
+      eval_rows.reserve(n);
+      const LinearFit flops_fit = FitLeastSquares(sample_flops, sample_latency);
+      for (int i = 0; i < n; ++i) {
+        if (is_sample[i]) continue;
+        eval_rows.push_back(measured[i]);
+        eval_truth.push_back(truth[i]);
+        eval_latpred.push_back(pred[i]);
+        eval_flops.push_back(flops_fit(table.flops[measured[i]]));
+      }
+      int chosen = -1;
+      std::vector<double> eval_nearest =
+          NearestSourcePredict(source_ptrs, sample_rows, sample_latency, eval_rows, &chosen);
+
+      TargetResult base;
+      base.task = task.name;
+      base.trial = trial;
+      base.target = target;
+      base.k = p.k;
+      base.selection = p.selection;
+      base.evaluated = static_cast<int>(eval_truth.size());
+      TargetResult r = base;
+      r.method = Method::kLatpred;
+      r.metrics = Score(eval_truth, eval_latpred);
+      report_->results.push_back(r);
+      if (p.k == report_k && p.selection == report_->main_selection) {
+        k20_spearman.push_back(ZeroIfNan(r.metrics.spearman));
+      }
+      r = base;
+      r.method = Method::kFlops;
+      r.metrics = Score(eval_truth, eval_flops);
+      report_->results.push_back(r);
+      r = base;
+      r.method = Method::kNearestSource;
+      r.metrics = Score(eval_truth, eval_nearest);
+      if (chosen >= 0) r.nearest_source = task.sources[chosen];
+      report_->results.push_back(r);
+    }
+  }
+  timing.eval_seconds = SecondsSince(eval_start);
+  report_->trial_timings.push_back(timing);
+  log_ << absl::StrFormat(
+      "%s: %d targets x %d settings evaluated in %.1f s; latpred Spearman at k=%d: %.3f  "
+      "[elapsed %s]\n",
+      prefix, task.targets.size(), plan_.size(), timing.eval_seconds, report_k,
+      Mean(k20_spearman), Elapsed(start_));
+  log_.flush();
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+const char* SelectionName(Selection s) {
+  return s == Selection::kSuggest ? "suggest" : "random";
+}
+
+const char* MethodName(Method m) {
+  switch (m) {
+    case Method::kLatpred:
+      return "latpred";
+    case Method::kFlops:
+      return "flops_fit";
+    case Method::kNearestSource:
+      return "nearest_source";
+  }
+  return "?";
+}
+
+const Aggregate* AccuracyReport::Find(const std::string& task, int k, Selection selection,
+                                      Method method) const {
+  for (const Aggregate& a : aggregates) {
+    if (a.task == task && a.k == k && a.selection == selection && a.method == method) return &a;
+  }
+  return nullptr;
+}
+
+void AggregateResults(AccuracyReport* report) {
+  report->aggregates.clear();
+  // (task, k, selection, method) -> trial -> metric values over targets.
+  struct Key {
+    std::string task;
+    int k;
+    int selection;
+    int method;
+    bool operator<(const Key& o) const {
+      return std::tie(task, k, selection, method) < std::tie(o.task, o.k, o.selection, o.method);
+    }
+  };
+  std::map<Key, std::map<int, std::vector<Metrics>>> groups;
+  std::vector<Key> order;
+  for (const TargetResult& r : report->results) {
+    Key key{r.task, r.k, static_cast<int>(r.selection), static_cast<int>(r.method)};
+    if (!groups.count(key)) order.push_back(key);
+    groups[key][r.trial].push_back(r.metrics);
+  }
+  for (const Key& key : order) {
+    Aggregate a;
+    a.task = key.task;
+    a.k = key.k;
+    a.selection = static_cast<Selection>(key.selection);
+    a.method = static_cast<Method>(key.method);
+    const auto& trials = groups[key];
+    a.trials = static_cast<int>(trials.size());
+    for (const auto& [trial, targets] : trials) {
+      a.targets = static_cast<int>(targets.size());
+      std::vector<double> rho, tau, within, mape;
+      for (const Metrics& m : targets) {
+        rho.push_back(ZeroIfNan(m.spearman));
+        tau.push_back(ZeroIfNan(m.kendall));
+        within.push_back(m.within10);
+        mape.push_back(m.mape);
+      }
+      a.spearman.per_trial.push_back(Mean(rho));
+      a.kendall.per_trial.push_back(Mean(tau));
+      a.within10.per_trial.push_back(Mean(within));
+      a.mape.per_trial.push_back(Mean(mape));
+    }
+    for (MeanStd* m : {&a.spearman, &a.kendall, &a.within10, &a.mape}) {
+      m->mean = Mean(m->per_trial);
+      m->std = StdDev(m->per_trial);
+    }
+    report->aggregates.push_back(std::move(a));
+  }
+  // Stable order: tasks as run, then k, selection, method.
+  std::vector<std::string> task_order;
+  for (const TaskSpec& t : report->tasks) task_order.push_back(t.name);
+  auto task_rank = [&](const std::string& name) {
+    auto it = std::find(task_order.begin(), task_order.end(), name);
+    return static_cast<int>(it - task_order.begin());
+  };
+  std::stable_sort(report->aggregates.begin(), report->aggregates.end(),
+                   [&](const Aggregate& p, const Aggregate& q) {
+                     return std::make_tuple(task_rank(p.task), p.k, static_cast<int>(p.selection),
+                                            static_cast<int>(p.method)) <
+                            std::make_tuple(task_rank(q.task), q.k, static_cast<int>(q.selection),
+                                            static_cast<int>(q.method));
+                   });
+}
+
+absl::StatusOr<AccuracyReport> RunAccuracy(const AccuracyOptions& options, std::ostream& log) {
+  AccuracyReport report;
+  report.options = options;
+  Runner runner(options, log, &report);
+  absl::Status s = runner.Run();
+  if (!s.ok()) return s;
+  return report;
+}
+
+}  // namespace latpred::bench

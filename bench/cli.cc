@@ -1,0 +1,240 @@
+#include "latpred/bench/cli.h"
+#include "serve.h"
+
+#include <cstdint>
+#include <functional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
+#include "latpred/bench/accuracy.h"
+#include "latpred/bench/report.h"
+#include "latpred/predictor/predictor.h"
+
+#ifndef LATPRED_BENCH_DATA_DIR
+#define LATPRED_BENCH_DATA_DIR "data"
+#endif
+
+ABSL_FLAG(std::string, tasks, "all", "comma-separated task names (ND,NA,N1..N4,FD,FA,F1..F4) or all");
+ABSL_FLAG(std::string, k, "3,5,10,20", "comma-separated numbers of target samples");
+ABSL_FLAG(int32_t, trials, 3, "trials per task (seeds seed, seed+1, ...)");
+ABSL_FLAG(uint64_t, seed, 1, "first seed");
+ABSL_FLAG(int32_t, epochs, 0, "training epochs (0: the predictor's default)");
+ABSL_FLAG(int32_t, threads, 2, "predictor threads (0: all cores)");
+ABSL_FLAG(std::string, selection, "both", "suggest, random or both");
+ABSL_FLAG(std::string, out, "bench-out", "output directory");
+ABSL_FLAG(std::string, data_dir, LATPRED_BENCH_DATA_DIR, "directory holding help/ and eagle/");
+ABSL_FLAG(std::string, data, "", "custom task: CSV latency table (index,arch,devices...)");
+ABSL_FLAG(std::string, space, "", "custom task: search space, nb201 or fbnet");
+ABSL_FLAG(std::string, source, "", "custom task: source devices, comma-separated, or all");
+ABSL_FLAG(std::string, target, "", "custom task: target devices, comma-separated, or all");
+
+namespace latpred::bench {
+namespace {
+
+struct Subcommand {
+  const char* name;
+  const char* summary;
+  const char* usage;
+  std::function<int(int, char**, std::ostream&, std::ostream&)> run;
+};
+
+constexpr char kAccuracyUsage[] = R"(usage: latpred-bench accuracy [flags]
+
+Few-shot accuracy on unseen devices (docs/accuracy-benchmark.md): per task and trial,
+trains one base model on the source devices' budget (512 nb201 / 800 fbnet archs per
+device), then per target device and k picks k architectures (Suggest or random), adapts
+on their latencies and predicts every other measured architecture. Baselines on the
+same samples: FLOPs least-squares fit, nearest source device (reads the full source
+column, rescaled by least squares).
+
+flags (--a-b and --a_b are the same flag):
+  --tasks ND,NA,...|all   tasks to run (default all 12)
+  --k 3,5,10,20           target samples
+  --trials 3              trials (seeds seed .. seed+trials-1)
+  --seed 1                first seed
+  --epochs N              training epochs (default: the predictor's default)
+  --threads 2             predictor threads (0: all cores)
+  --selection both        suggest | random | both (both: main figures with suggest,
+                          plus random at k=5 and 10 for comparison)
+  --out bench-out         writes accuracy.csv, accuracy_targets.csv, accuracy.json,
+                          accuracy.svg
+  --data-dir DIR          bundled data (help/, eagle/)
+custom task (replaces the standard tasks; named "custom"):
+  --data FILE.csv --space nb201|fbnet --source a,b|all --target c,d|all
+  (all: every device of the file; a device in both lists is a target only)
+)";
+
+absl::StatusOr<AccuracyOptions> AccuracyOptionsFromFlags() {
+  AccuracyOptions o;
+  const std::string tasks = absl::GetFlag(FLAGS_tasks);
+  std::vector<std::string> names = ParseNameList(tasks);
+  if (!(names.size() == 1 && absl::AsciiStrToLower(names[0]) == "all")) o.tasks = names;
+  auto ks = ParseIntList("--k", absl::GetFlag(FLAGS_k));
+  if (!ks.ok()) return ks.status();
+  o.ks = *ks;
+  o.trials = absl::GetFlag(FLAGS_trials);
+  o.seed = absl::GetFlag(FLAGS_seed);
+  o.epochs = absl::GetFlag(FLAGS_epochs);
+  o.threads = absl::GetFlag(FLAGS_threads);
+  const std::string sel = absl::AsciiStrToLower(absl::GetFlag(FLAGS_selection));
+  if (sel == "suggest") {
+    o.selection = SelectionMode::kSuggest;
+  } else if (sel == "random") {
+    o.selection = SelectionMode::kRandom;
+  } else if (sel == "both") {
+    o.selection = SelectionMode::kBoth;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--selection must be suggest, random or both, got '", sel, "'"));
+  }
+  o.out_dir = absl::GetFlag(FLAGS_out);
+  o.data_dir = absl::GetFlag(FLAGS_data_dir);
+  o.custom_data = absl::GetFlag(FLAGS_data);
+  o.custom_space = absl::GetFlag(FLAGS_space);
+  o.custom_source = ParseNameList(absl::GetFlag(FLAGS_source));
+  o.custom_target = ParseNameList(absl::GetFlag(FLAGS_target));
+  if (o.custom_data.empty() &&
+      (!o.custom_space.empty() || !o.custom_source.empty() || !o.custom_target.empty())) {
+    return absl::InvalidArgumentError("--space, --source and --target need --data");
+  }
+  if (!o.custom_data.empty() && !o.tasks.empty()) {
+    return absl::InvalidArgumentError("--data runs the custom task: do not combine with --tasks");
+  }
+  if (o.trials < 1) return absl::InvalidArgumentError("--trials must be >= 1");
+  if (o.epochs < 0) return absl::InvalidArgumentError("--epochs must be >= 0");
+  if (o.threads < 0) return absl::InvalidArgumentError("--threads must be >= 0");
+  return o;
+}
+
+int RunAccuracyCommand(int argc, char** argv, std::ostream& out, std::ostream& err) {
+  std::vector<std::string> args = {"latpred-bench accuracy"};
+  for (int i = 2; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--help" || a == "-h" || a == "--helpfull") {
+      out << kAccuracyUsage;
+      return 0;
+    }
+    args.push_back(NormalizeFlagSpelling(a));
+  }
+  std::vector<char*> cargs;
+  for (std::string& a : args) cargs.push_back(a.data());
+  cargs.push_back(nullptr);
+  std::vector<char*> positional =
+      absl::ParseCommandLine(static_cast<int>(args.size()), cargs.data());
+  if (positional.size() > 1) {
+    err << "latpred-bench accuracy: unexpected argument '" << positional[1]
+        << "' (see latpred-bench accuracy --help)\n";
+    return 2;
+  }
+  absl::StatusOr<AccuracyOptions> options = AccuracyOptionsFromFlags();
+  if (!options.ok()) {
+    err << "latpred-bench accuracy: " << options.status().message() << "\n";
+    return 2;
+  }
+  out << "latpred-bench accuracy: data " << options->data_dir << ", output " << options->out_dir
+      << "\n";
+  out.flush();
+  absl::StatusOr<AccuracyReport> report = RunAccuracy(*options, out);
+  if (!report.ok()) {
+    err << "latpred-bench accuracy: " << report.status() << "\n";
+    return 1;
+  }
+  PrintReport(*report, out);
+  absl::Status written = WriteReport(*report, options->out_dir);
+  if (!written.ok()) {
+    err << "latpred-bench accuracy: " << written.message() << "\n";
+    return 1;
+  }
+  out << "wrote " << options->out_dir << "/{accuracy.csv,accuracy_targets.csv,accuracy.json,"
+      << "accuracy.svg}\n";
+  return 0;
+}
+
+const std::vector<Subcommand>& Subcommands() {
+  static const std::vector<Subcommand>* cmds = new std::vector<Subcommand>{
+      {"accuracy", "few-shot latency prediction accuracy on unseen devices (12 tasks)",
+       kAccuracyUsage, RunAccuracyCommand},
+      {"serve", "PredictLatency throughput and latency against a running server, with the "
+                "in-process limit", "latpred-bench serve --help",
+       [](int argc, char** argv, std::ostream&, std::ostream&) {
+         return RunServeBench(argc - 2, argv + 2);
+       }},
+  };
+  return *cmds;
+}
+
+void PrintUsage(std::ostream& out) {
+  out << "usage: latpred-bench <subcommand> [flags]\n\nsubcommands:\n";
+  for (const Subcommand& c : Subcommands()) {
+    out << "  " << c.name << std::string(12 - std::min<size_t>(11, std::string(c.name).size()), ' ')
+        << c.summary << "\n";
+  }
+  out << "\n`latpred-bench <subcommand> --help` describes its flags.\n";
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<int>> ParseIntList(const std::string& flag, const std::string& text) {
+  std::vector<int> out;
+  for (const std::string& item : ParseNameList(text)) {
+    int v = 0;
+    if (!absl::SimpleAtoi(item, &v) || v < 1) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(flag, ": '", item, "' is not a positive integer"));
+    }
+    out.push_back(v);
+  }
+  if (out.empty()) return absl::InvalidArgumentError(absl::StrCat(flag, ": empty list"));
+  return out;
+}
+
+std::vector<std::string> ParseNameList(const std::string& text) {
+  std::vector<std::string> out;
+  for (absl::string_view part : absl::StrSplit(text, ',')) {
+    std::string s(absl::StripAsciiWhitespace(part));
+    if (!s.empty()) out.push_back(s);
+  }
+  return out;
+}
+
+std::string NormalizeFlagSpelling(const std::string& arg) {
+  if (arg.size() < 3 || arg[0] != '-') return arg;
+  size_t start = arg[1] == '-' ? 2 : 1;
+  if (start == 2 && arg.size() == 2) return arg;  // "--"
+  std::string out = arg;
+  const size_t end = std::min(out.find('='), out.size());
+  for (size_t i = start; i < end; ++i) {
+    if (out[i] == '-') out[i] = '_';
+  }
+  return out;
+}
+
+int BenchMain(int argc, char** argv, std::ostream& out, std::ostream& err) {
+  absl::SetProgramUsageMessage("latpred-bench <subcommand> [flags]; latpred-bench --help");
+  if (argc < 2) {
+    PrintUsage(err);
+    return 2;
+  }
+  const std::string cmd = argv[1];
+  if (cmd == "--help" || cmd == "-h" || cmd == "help" || cmd == "--helpfull") {
+    PrintUsage(out);
+    return 0;
+  }
+  for (const Subcommand& c : Subcommands()) {
+    if (cmd == c.name) return c.run(argc, argv, out, err);
+  }
+  err << "latpred-bench: unknown subcommand '" << cmd << "'\n";
+  PrintUsage(err);
+  return 2;
+}
+
+}  // namespace latpred::bench
