@@ -1,5 +1,18 @@
 #include "job_queue.h"
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace latpred::service {
+namespace {
+
+// Niceness of the job thread (Linux applies it per thread).
+constexpr int kJobNiceness = 10;
+
+}  // namespace
+}  // namespace latpred::service
+
 namespace latpred::service {
 
 JobQueue::JobQueue() : thread_([this] { Run(); }) {}
@@ -25,6 +38,9 @@ int JobQueue::pending() const {
 }
 
 void JobQueue::Run() {
+  // Background work yields the CPU to the RPC threads: on a small machine an adaptation
+  // must not push PredictLatency's tail latency up.
+  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kJobNiceness);
   for (;;) {
     std::function<void()> job;
     {
