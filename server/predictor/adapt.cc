@@ -233,12 +233,23 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
         for (int i = 0; i < p; ++i) {
           for (int j = 0; j < p; ++j) setting.cov(i, j) = stage1.cov(i, j);
         }
-        // A zero variance pins a weight to 0; a tiny one keeps the factorisation defined.
-        for (int i = p; i < p2; ++i) {
-          setting.cov(i, i) = std::max(1e-10, i >= first_cost ? cost_var : op_var);
+        // Block diagonal: the stage-1 block and a diagonal, so its factor and inverse
+        // come from stage 1's. A zero variance pins a weight to 0; a tiny one keeps the
+        // factorisation defined.
+        setting.cov_lower = Matrix(p2);
+        setting.cov_inv = Matrix(p2);
+        for (int i = 0; i < p; ++i) {
+          for (int j = 0; j < p; ++j) {
+            setting.cov_lower(i, j) = stage1.cov_lower(i, j);
+            setting.cov_inv(i, j) = stage1.cov_inv(i, j);
+          }
         }
-        if (!Cholesky(setting.cov, &setting.cov_lower)) continue;
-        setting.cov_inv = CholeskyInverse(setting.cov_lower);
+        for (int i = p; i < p2; ++i) {
+          const double var = std::max(1e-10, i >= first_cost ? cost_var : op_var);
+          setting.cov(i, i) = var;
+          setting.cov_lower(i, i) = std::sqrt(var);
+          setting.cov_inv(i, i) = 1 / var;
+        }
         setting.noise = stage1.noise;
         std::vector<double> theta;
         double evidence = Posterior(gram2, setting.mean, setting.cov_lower, setting.cov_inv,
