@@ -113,10 +113,10 @@ RunResult RunServed(const ServeOptions& o, const std::vector<v1::PredictLatencyR
   std::vector<std::vector<double>> latencies(o.clients);
   std::vector<int64_t> archs(o.clients, 0), errors(o.clients, 0);
   std::vector<std::thread> threads;
-  grpc::ChannelArguments args;
-  args.SetMaxReceiveMessageSize(64 << 20);
   for (int c = 0; c < o.clients; ++c) {
     threads.emplace_back([&, c] {
+      grpc::ChannelArguments args;
+      args.SetMaxReceiveMessageSize(64 << 20);
       args.SetInt("latpred.bench.client", c);  // a channel of its own per client
       auto channel = grpc::CreateCustomChannel(o.server, grpc::InsecureChannelCredentials(), args);
       auto stub = v1::LatencyPredictor::NewStub(channel);
