@@ -36,6 +36,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "cost_counter.h"
 #include "latpred/core/search_space.h"
 #include "latpred/core/status_macros.h"
 
@@ -82,65 +83,26 @@ absl::Status Error(absl::string_view reason) {
   return absl::InvalidArgumentError(absl::StrCat("fbnet architecture: ", reason));
 }
 
-// Accumulates Costs kernel by kernel; activations are C x side x side at batch 1.
-class CostCounter {
- public:
-  // Conv kxk with stride, pad (k-1)/2 and groups, no bias; returns the output side.
-  int Conv(int c_in, int c_out, int k, int stride, int groups, int side) {
-    const int out_side = (side + 2 * ((k - 1) / 2) - k) / stride + 1;
-    const double out = Elements(c_out, out_side);
-    const double fan_in = static_cast<double>(c_in / groups) * k * k;
-    Kernel(Elements(c_in, side), out, c_out * fan_in, out * fan_in);
-    return out_side;
-  }
-  void BatchNorm(int c, int side) {
-    Kernel(Elements(c, side), Elements(c, side), 2.0 * c, 0);
-  }
-  // ReLU and channel shuffle: one read and one write per element.
-  void Elementwise(int c, int side) {
-    Kernel(Elements(c, side), Elements(c, side), 0, 0);
-  }
-  void Add(int c, int side) { Kernel(2 * Elements(c, side), Elements(c, side), 0, 0); }
-  void GlobalPool(int c, int side) { Kernel(Elements(c, side), c, 0, 0); }
-  void Linear(int in, int out) {
-    const double macs = static_cast<double>(in) * out;
-    Kernel(in, out, macs + out, macs);
-  }
-  const Costs& costs() const { return costs_; }
-
- private:
-  static double Elements(int c, int side) { return static_cast<double>(c) * side * side; }
-  // Records one kernel.
-  void Kernel(double in, double out, double weights, double macs) {
-    costs_.flops += 2 * macs;
-    costs_.params += weights;
-    costs_.bytes += 4 * (in + out + weights);
-    costs_.kernels += 1;
-  }
-
-  Costs costs_;
-};
-
 // Adds one searchable layer; returns the output side.
 int CountLayer(uint8_t op, int c_in, int c_out, int stride, int side,
                CostCounter& counter) {
   if (op == kSkip) {
     if (c_in == c_out && stride == 1) return side;
-    const int out_side = counter.Conv(c_in, c_out, 1, stride, 1, side);
+    const int out_side = counter.Conv(c_in, c_out, 1, stride, side, 1);
     counter.BatchNorm(c_out, out_side);
     counter.Elementwise(c_out, out_side);
     return out_side;
   }
   const Block& block = kBlocks[op];
   const int mid = block.expansion * c_in;
-  counter.Conv(c_in, mid, 1, 1, block.groups, side);
+  counter.Conv(c_in, mid, 1, 1, side, block.groups);
   counter.BatchNorm(mid, side);
   counter.Elementwise(mid, side);
   if (block.groups > 1) counter.Elementwise(mid, side);
-  const int out_side = counter.Conv(mid, mid, block.kernel, stride, mid, side);
+  const int out_side = counter.Conv(mid, mid, block.kernel, stride, side, mid);
   counter.BatchNorm(mid, out_side);
   counter.Elementwise(mid, out_side);
-  counter.Conv(mid, c_out, 1, 1, block.groups, out_side);
+  counter.Conv(mid, c_out, 1, 1, out_side, block.groups);
   counter.BatchNorm(c_out, out_side);
   if (c_in == c_out && stride == 1) counter.Add(c_out, out_side);
   return out_side;
@@ -237,7 +199,7 @@ class FbnetSearchSpace final : public SearchSpace {
   // Costs of the whole CIFAR network; see the rules at the top of this file.
   Costs AnalyticCosts(const Architecture& arch) const override {
     CostCounter counter;
-    int side = counter.Conv(kInputChannels, kStemChannels, 3, 1, 1, kInputSide);
+    int side = counter.Conv(kInputChannels, kStemChannels, 3, 1, kInputSide, 1);
     counter.BatchNorm(kStemChannels, side);
     counter.Elementwise(kStemChannels, side);
     int c_in = kStemChannels;
@@ -250,7 +212,7 @@ class FbnetSearchSpace final : public SearchSpace {
         c_in = c_out;
       }
     }
-    side = counter.Conv(c_in, kHeadChannels, 1, 1, 1, side);
+    side = counter.Conv(c_in, kHeadChannels, 1, 1, side, 1);
     counter.BatchNorm(kHeadChannels, side);
     counter.Elementwise(kHeadChannels, side);
     counter.GlobalPool(kHeadChannels, side);

@@ -36,6 +36,7 @@
 #include "absl/strings/str_split.h"
 #include "absl/strings/string_view.h"
 #include "absl/strings/strip.h"
+#include "cost_counter.h"
 #include "latpred/core/search_space.h"
 #include "latpred/core/status_macros.h"
 
@@ -76,51 +77,6 @@ absl::Status ErrorAt(size_t offset, absl::string_view reason) {
       absl::StrCat("nb201 architecture: offset ", offset, ": ", reason));
 }
 
-// Accumulates Costs kernel by kernel; activations are C x side x side at batch 1.
-class CostCounter {
- public:
-  // Conv kxk with stride and pad (k-1)/2, no bias; returns the output side.
-  int Conv(int c_in, int c_out, int k, int stride, int side) {
-    const int out_side = OutSide(k, stride, side);
-    const double out = Elements(c_out, out_side);
-    const double weights = static_cast<double>(c_out) * c_in * k * k;
-    Kernel(Elements(c_in, side), out, weights, out * c_in * k * k);
-    return out_side;
-  }
-  // Average pool kxk with stride and pad (k-1)/2; returns the output side.
-  int AvgPool(int c, int k, int stride, int side) {
-    const int out_side = OutSide(k, stride, side);
-    Kernel(Elements(c, side), Elements(c, out_side), 0, 0);
-    return out_side;
-  }
-  void BatchNorm(int c, int side) {
-    Kernel(Elements(c, side), Elements(c, side), 2.0 * c, 0);
-  }
-  void Relu(int c, int side) { Kernel(Elements(c, side), Elements(c, side), 0, 0); }
-  void Add(int c, int side) { Kernel(2 * Elements(c, side), Elements(c, side), 0, 0); }
-  void GlobalPool(int c, int side) { Kernel(Elements(c, side), c, 0, 0); }
-  void Linear(int in, int out) {
-    const double macs = static_cast<double>(in) * out;
-    Kernel(in, out, macs + out, macs);
-  }
-  const Costs& costs() const { return costs_; }
-
- private:
-  static int OutSide(int k, int stride, int side) {
-    return (side + 2 * ((k - 1) / 2) - k) / stride + 1;
-  }
-  static double Elements(int c, int side) { return static_cast<double>(c) * side * side; }
-  // Records one kernel.
-  void Kernel(double in, double out, double weights, double macs) {
-    costs_.flops += 2 * macs;
-    costs_.params += weights;
-    costs_.bytes += 4 * (in + out + weights);
-    costs_.kernels += 1;
-  }
-
-  Costs costs_;
-};
-
 // The op of every edge after liveness: edges that cannot carry data from node 0 to
 // node 3 become none.
 std::array<uint8_t, kNumEdges> LiveOps(const Architecture& arch) {
@@ -153,7 +109,7 @@ void CountCell(const std::array<uint8_t, kNumEdges>& live, int c, int side,
         break;
       case kConv1x1:
       case kConv3x3:
-        counter.Relu(c, side);
+        counter.Elementwise(c, side);
         counter.Conv(c, c, live[e] == kConv1x1 ? 1 : 3, 1, side);
         counter.BatchNorm(c, side);
         break;
@@ -170,10 +126,10 @@ void CountCell(const std::array<uint8_t, kNumEdges>& live, int c, int side,
 
 // Adds the residual reduction block c_in -> c_out (stride 2); returns the output side.
 int CountReduction(int c_in, int c_out, int side, CostCounter& counter) {
-  counter.Relu(c_in, side);
+  counter.Elementwise(c_in, side);
   const int out_side = counter.Conv(c_in, c_out, 3, 2, side);
   counter.BatchNorm(c_out, out_side);
-  counter.Relu(c_out, out_side);
+  counter.Elementwise(c_out, out_side);
   counter.Conv(c_out, c_out, 3, 1, out_side);
   counter.BatchNorm(c_out, out_side);
   const int pooled = counter.AvgPool(c_in, 2, 2, side);
@@ -309,7 +265,7 @@ class Nb201SearchSpace final : public SearchSpace {
       for (int cell = 0; cell < kCellsPerStage; ++cell) CountCell(live, c, side, counter);
     }
     counter.BatchNorm(c, side);
-    counter.Relu(c, side);
+    counter.Elementwise(c, side);
     counter.GlobalPool(c, side);
     counter.Linear(c, kNumClasses);
     return counter.costs();
