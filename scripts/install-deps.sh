@@ -7,7 +7,7 @@ PKGS=(
   build-essential g++ cmake ninja-build pkg-config git ca-certificates
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libtorch-dev libopenblas0-pthread
-  libsqlite3-dev sqlite3
+  libsqlite3-dev sqlite3 libpqxx-dev postgresql
   libpapi-dev
   libgtest-dev libgmock-dev
   prometheus-cpp-dev libcpp-httplib-dev prometheus openssl curl

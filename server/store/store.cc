@@ -3,12 +3,15 @@
 
 #include <cctype>
 #include <memory>
+#include <regex>
+#include <string>
 #include <string_view>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "postgres_store.h"
 #include "sqlite_store.h"
 
 namespace latpred::store {
@@ -43,14 +46,21 @@ bool HasScheme(std::string_view uri) {
 
 }  // namespace
 
-// Dispatches on the scheme: plain paths and "sqlite:" open SQLite, PostgreSQL is not
-// built yet, anything else is rejected.
+std::string RedactStoreUri(std::string_view uri) {
+  static const std::regex kUserInfo(R"((://[^:/@?]*):[^@/?]*@)");
+  static const std::regex kParam(R"(([?&]password=)[^&]*)");
+  return std::regex_replace(std::regex_replace(std::string(uri), kUserInfo, "$1:***@"),
+                            kParam, "$1***");
+}
+
+// Dispatches on the scheme: plain paths and "sqlite:" open SQLite, "postgresql:" and
+// "postgres:" open PostgreSQL, anything else is rejected.
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view uri) {
   if (uri.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("empty store URI; ", kSupportedForms));
   }
   if (StartsWith(uri, "postgresql://") || StartsWith(uri, "postgres://")) {
-    return absl::UnimplementedError("PostgreSQL store not built");
+    return OpenPostgresStore(uri);
   }
   if (StartsWith(uri, kSqlitePrefix)) {
     const std::string_view path = uri.substr(kSqlitePrefix.size());

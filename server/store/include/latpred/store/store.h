@@ -1,8 +1,9 @@
 // Durable state of latpred: devices, descriptors, samples, models, settings.
 //
-// Every write returns only after it is durable (SQLite: WAL with synchronous=FULL, one
-// transaction per call). Implementations are thread-safe. SQLite is the embedded
-// default; a PostgreSQL implementation shares this interface for several replicas.
+// Every write returns only after it is durable (SQLite: WAL with synchronous=FULL;
+// PostgreSQL: committed; one transaction per call). Implementations are thread-safe.
+// SQLite is the embedded default for one server process; PostgreSQL lets several
+// server replicas share one database.
 #ifndef LATPRED_STORE_STORE_H_
 #define LATPRED_STORE_STORE_H_
 
@@ -59,6 +60,12 @@ struct ModelRecord {
   int64_t created_unix_ms = 0;
 };
 
+// A named lock taken through Store::Lock; released when destroyed.
+class StoreLock {
+ public:
+  virtual ~StoreLock() = default;
+};
+
 class Store {
  public:
   virtual ~Store() = default;
@@ -92,6 +99,17 @@ class Store {
   virtual absl::StatusOr<std::vector<ModelRecord>> GetLatestDeviceModels(
       std::string_view space) = 0;
 
+  // The newest model version of every device in a space, base model under "": what a
+  // replica polls to notice models stored by another (no blobs are read).
+  virtual absl::StatusOr<std::map<std::string, int64_t>> GetLatestModelVersions(
+      std::string_view space) = 0;
+
+  // Takes the named lock, waiting while another holder has it: another thread of this
+  // process and, for PostgreSQL, any replica on the same database (an advisory lock on a
+  // session of its own, so a replica that dies releases it). SQLite's locks are per
+  // process: one server per SQLite file.
+  virtual absl::StatusOr<std::unique_ptr<StoreLock>> Lock(std::string_view name) = 0;
+
   // Small key/value settings (e.g. which bundled data was imported).
   virtual absl::StatusOr<std::optional<std::string>> GetSetting(std::string_view key) = 0;
   virtual absl::Status PutSetting(std::string_view key, std::string_view value) = 0;
@@ -100,9 +118,15 @@ class Store {
   virtual int schema_version() const = 0;
 };
 
-// Opens (creating and migrating as needed) the store named by uri: a file path or
-// "sqlite:PATH". Unknown schemes are INVALID_ARGUMENT saying which are supported.
+// Opens (creating and migrating as needed) the store named by uri: a file path,
+// "sqlite:PATH", or a libpq connection URI "postgresql://[user[:password]@][host][:port]/db
+// [?param=value...]" (the database must exist; latpred creates its tables). Unknown
+// schemes are INVALID_ARGUMENT saying which are supported; an unreachable PostgreSQL is
+// UNAVAILABLE.
 absl::StatusOr<std::unique_ptr<Store>> OpenStore(std::string_view uri);
+
+// The store URI with any password replaced by "***", for logs and messages.
+std::string RedactStoreUri(std::string_view uri);
 
 }  // namespace latpred::store
 

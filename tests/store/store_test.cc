@@ -1,6 +1,8 @@
-// Tests of the SQLite Store through OpenStore: persistence, upsert and replace
-// semantics, model versions, schema versioning, URIs, concurrency, bulk insert speed
-// and durability across a crashing writer process.
+// Tests of the Store through OpenStore, run unchanged against SQLite and a real
+// PostgreSQL server: persistence, upsert and replace semantics, model versions, locks,
+// schema versioning, concurrency, bulk inserts and durability across a crashing writer
+// process. Then what only one back end has: SQLite's file and URI handling, PostgreSQL's
+// connection errors.
 #include <signal.h>
 #include <sqlite3.h>
 #include <stdlib.h>
@@ -8,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -28,6 +31,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "latpred/store/store.h"
+#include "test_postgres.h"
 
 namespace latpred::store {
 namespace {
@@ -52,27 +56,53 @@ MATCHER_P(SamplesAre, expected, "") {
   return true;
 }
 
-// A fresh directory per test, removed afterwards.
-class SqliteStoreTest : public ::testing::Test {
+// A fresh SQLite file (in a fresh directory) or a fresh PostgreSQL database per test.
+class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
+  bool IsPostgres() const { return GetParam() == "postgresql"; }
+
   void SetUp() override {
     std::string pattern = ::testing::TempDir() + "latpred_store_XXXXXX";
     ASSERT_NE(mkdtemp(pattern.data()), nullptr);
     dir_ = pattern;
+    if (IsPostgres()) {
+      absl::StatusOr<testing::TestPostgres*> server = testing::TestPostgres::Shared();
+      if (!server.ok()) GTEST_SKIP() << server.status();
+      postgres_ = *server;
+      absl::StatusOr<std::string> uri = postgres_->CreateDatabase();
+      ASSERT_TRUE(uri.ok()) << uri.status();
+      uri_ = *uri;
+      database_ = uri_.substr(uri_.find("@/") + 2);
+      database_ = database_.substr(0, database_.find('?'));
+    } else {
+      uri_ = DbPath();
+    }
   }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
+  void TearDown() override {
+    std::filesystem::remove_all(dir_);
+    if (postgres_ != nullptr && !database_.empty()) {
+      (void)postgres_->Psql("postgres", "DROP DATABASE IF EXISTS " + database_ +
+                                            " WITH (FORCE)");
+    }
+  }
 
   std::string DbPath() const { return (dir_ / "store.db").string(); }
+  const std::string& Uri() const { return uri_; }
 
-  // Opens the test database, failing the test when that fails.
+  // Opens the test store, failing the test when that fails.
   std::unique_ptr<Store> Open() {
-    absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(DbPath());
+    absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(uri_);
     EXPECT_THAT(store.status(), IsOk()) << store.status();
     return store.ok() ? *std::move(store) : nullptr;
   }
 
-  // Runs one SQL statement on the raw file, bypassing the store.
+  // Runs one SQL statement on the database, bypassing the store.
   void RawExec(const std::string& sql) {
+    if (IsPostgres()) {
+      absl::StatusOr<std::string> out = postgres_->Psql(database_, sql);
+      EXPECT_TRUE(out.ok()) << out.status();
+      return;
+    }
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(DbPath().c_str(), &db), SQLITE_OK);
     char* error = nullptr;
@@ -82,8 +112,15 @@ class SqliteStoreTest : public ::testing::Test {
     sqlite3_close(db);
   }
 
-  // Reads the first column of the first row of a query on the raw file.
+  // Reads the first column of the first row of a query, bypassing the store.
   std::string RawQueryText(const std::string& sql) {
+    if (IsPostgres()) {
+      absl::StatusOr<std::string> out = postgres_->Psql(database_, sql);
+      EXPECT_TRUE(out.ok()) << out.status();
+      std::string value = out.value_or("");
+      value = value.substr(0, value.find('\n'));
+      return value;
+    }
     sqlite3* db = nullptr;
     sqlite3_stmt* stmt = nullptr;
     std::string value;
@@ -98,8 +135,24 @@ class SqliteStoreTest : public ::testing::Test {
   }
   int64_t RawQueryInt(const std::string& sql) { return std::stoll(RawQueryText(sql)); }
 
+  // Sets the stored schema version behind the store's back.
+  void SetRawSchemaVersion(int version) {
+    RawExec(IsPostgres() ? absl::StrCat("UPDATE latpred_schema SET version = ", version)
+                         : absl::StrCat("PRAGMA user_version = ", version));
+  }
+  int64_t RawSchemaVersion() {
+    return RawQueryInt(IsPostgres() ? "SELECT version FROM latpred_schema"
+                                    : "PRAGMA user_version");
+  }
+
   std::filesystem::path dir_;
+  std::string uri_;
+  testing::TestPostgres* postgres_ = nullptr;
+  std::string database_;
 };
+
+// What only SQLite has: the file behind the store.
+class SqliteStoreTest : public StoreTest {};
 
 Device MakeDevice(const std::string& name) {
   Device device;
@@ -133,7 +186,7 @@ ModelRecord MakeModel(const std::string& device, const std::string& space,
   return model;
 }
 
-TEST_F(SqliteStoreTest, ReopenPersistsEverything) {
+TEST_P(StoreTest, ReopenPersistsEverything) {
   const Device device = MakeDevice("pixel-7");
   const std::vector<Sample> samples = MakeSamples("arch-", 5);
   const std::string blob("\0\x01\xff model bytes", 16);
@@ -192,7 +245,7 @@ TEST_F(SqliteStoreTest, ReopenPersistsEverything) {
   EXPECT_FALSE(missing->has_value());
 }
 
-TEST_F(SqliteStoreTest, EmptyLabelsAndDescriptorRoundTrip) {
+TEST_P(StoreTest, EmptyLabelsAndDescriptorRoundTrip) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
   Device device;
@@ -206,7 +259,7 @@ TEST_F(SqliteStoreTest, EmptyLabelsAndDescriptorRoundTrip) {
   EXPECT_TRUE(got->source);
 }
 
-TEST_F(SqliteStoreTest, DecodesAnyJsonSpellingOfLabels) {
+TEST_P(StoreTest, DecodesAnyJsonSpellingOfLabels) {
   { ASSERT_NE(Open(), nullptr); }
   RawExec(
       "INSERT INTO devices VALUES ('hand', "
@@ -222,7 +275,7 @@ TEST_F(SqliteStoreTest, DecodesAnyJsonSpellingOfLabels) {
   EXPECT_EQ(got->updated_unix_ms, 2);
 }
 
-TEST_F(SqliteStoreTest, CorruptLabelsJsonIsInternal) {
+TEST_P(StoreTest, CorruptLabelsJsonIsInternal) {
   { ASSERT_NE(Open(), nullptr); }
   RawExec("INSERT INTO devices VALUES ('bad', '{\"a\":1}', 0, 1, 1)");
   std::unique_ptr<Store> store = Open();
@@ -232,7 +285,7 @@ TEST_F(SqliteStoreTest, CorruptLabelsJsonIsInternal) {
   EXPECT_THAT(got.status().message(), HasSubstr("bad"));
 }
 
-TEST_F(SqliteStoreTest, UpsertKeepsSamplesAndCreatedAndReplacesDescriptor) {
+TEST_P(StoreTest, UpsertKeepsSamplesAndCreatedAndReplacesDescriptor) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
   ASSERT_THAT(store->UpsertDevice(MakeDevice("d")).status(), IsOk());
@@ -262,7 +315,7 @@ TEST_F(SqliteStoreTest, UpsertKeepsSamplesAndCreatedAndReplacesDescriptor) {
   EXPECT_EQ(samples->size(), 3u);
 }
 
-TEST_F(SqliteStoreTest, RejectsDuplicateDescriptorFeature) {
+TEST_P(StoreTest, RejectsDuplicateDescriptorFeature) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
   Device device = MakeDevice("d");
@@ -272,7 +325,7 @@ TEST_F(SqliteStoreTest, RejectsDuplicateDescriptorFeature) {
   EXPECT_EQ(store->GetDevice("d").status().code(), absl::StatusCode::kNotFound);
 }
 
-TEST_F(SqliteStoreTest, PutSamplesReplacesPerArchAndSpace) {
+TEST_P(StoreTest, PutSamplesReplacesPerArchAndSpace) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
   ASSERT_THAT(store->UpsertDevice(MakeDevice("d")).status(), IsOk());
@@ -310,7 +363,7 @@ TEST_F(SqliteStoreTest, PutSamplesReplacesPerArchAndSpace) {
                           Pair("e", ElementsAre(Pair("nb201", 1)))));
 }
 
-TEST_F(SqliteStoreTest, UnknownDeviceIsNotFound) {
+TEST_P(StoreTest, UnknownDeviceIsNotFound) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
   absl::Status put = store->PutSamples("ghost", "nb201", {{"a", 1, 1, 0}});
@@ -321,7 +374,7 @@ TEST_F(SqliteStoreTest, UnknownDeviceIsNotFound) {
   EXPECT_THAT(get.status().message(), HasSubstr("ghost"));
 }
 
-TEST_F(SqliteStoreTest, NonFiniteLatencyIsInvalidAndStoresNothing) {
+TEST_P(StoreTest, NonFiniteLatencyIsInvalidAndStoresNothing) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
   ASSERT_THAT(store->UpsertDevice(MakeDevice("d")).status(), IsOk());
@@ -334,7 +387,7 @@ TEST_F(SqliteStoreTest, NonFiniteLatencyIsInvalidAndStoresNothing) {
   EXPECT_TRUE(samples->empty());
 }
 
-TEST_F(SqliteStoreTest, ModelVersionsIncreasePerDeviceAndSpace) {
+TEST_P(StoreTest, ModelVersionsIncreasePerDeviceAndSpace) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
   auto put = [&](const std::string& device, const std::string& space) {
@@ -357,7 +410,7 @@ TEST_F(SqliteStoreTest, ModelVersionsIncreasePerDeviceAndSpace) {
   EXPECT_FALSE(none->has_value());
 }
 
-TEST_F(SqliteStoreTest, LatestDeviceModelsAreNewestPerDeviceWithoutBase) {
+TEST_P(StoreTest, LatestDeviceModelsAreNewestPerDeviceWithoutBase) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
   for (const auto& [device, space, blob] :
@@ -389,7 +442,7 @@ TEST_F(SqliteStoreTest, LatestDeviceModelsAreNewestPerDeviceWithoutBase) {
   EXPECT_TRUE(empty->empty());
 }
 
-TEST_F(SqliteStoreTest, SettingsOverwrite) {
+TEST_P(StoreTest, SettingsOverwrite) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
   ASSERT_THAT(store->PutSetting("k", "1"), IsOk());
@@ -399,7 +452,7 @@ TEST_F(SqliteStoreTest, SettingsOverwrite) {
   EXPECT_EQ(*value, std::optional<std::string>("2"));
 }
 
-TEST_F(SqliteStoreTest, SchemaVersionIsLatestAndReopenDoesNotMigrate) {
+TEST_P(SqliteStoreTest, SchemaVersionIsLatestAndReopenDoesNotMigrate) {
   int version = 0;
   {
     std::unique_ptr<Store> store = Open();
@@ -420,16 +473,16 @@ TEST_F(SqliteStoreTest, SchemaVersionIsLatestAndReopenDoesNotMigrate) {
   EXPECT_EQ(RawQueryInt("PRAGMA user_version"), version);
 }
 
-TEST_F(SqliteStoreTest, NewerSchemaIsFailedPrecondition) {
+TEST_P(StoreTest, NewerSchemaIsFailedPrecondition) {
   { ASSERT_NE(Open(), nullptr); }
-  RawExec("PRAGMA user_version = 99");
-  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(DbPath());
+  SetRawSchemaVersion(99);
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(Uri());
   EXPECT_EQ(store.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(store.status().message(), HasSubstr("99"));
   EXPECT_THAT(store.status().message(), HasSubstr("newer"));
 }
 
-TEST_F(SqliteStoreTest, NotADatabaseIsInternal) {
+TEST_P(SqliteStoreTest, NotADatabaseIsInternal) {
   FILE* file = fopen(DbPath().c_str(), "w");
   ASSERT_NE(file, nullptr);
   fputs("this is certainly not an SQLite database, just some text padding it out", file);
@@ -439,7 +492,7 @@ TEST_F(SqliteStoreTest, NotADatabaseIsInternal) {
   EXPECT_THAT(store.status().message(), HasSubstr("sqlite"));
 }
 
-TEST_F(SqliteStoreTest, UriForms) {
+TEST_P(SqliteStoreTest, UriForms) {
   const std::string nested = (dir_ / "a" / "b" / "c.db").string();
   absl::StatusOr<std::unique_ptr<Store>> store = OpenStore("sqlite:" + nested);
   ASSERT_THAT(store.status(), IsOk()) << store.status();
@@ -455,13 +508,11 @@ TEST_F(SqliteStoreTest, UriForms) {
   absl::StatusOr<std::unique_ptr<Store>> bad = OpenStore("mysql://host/db");
   EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(bad.status().message(), HasSubstr("sqlite:PATH"));
-  EXPECT_EQ(OpenStore("postgresql://host/db").status().code(),
-            absl::StatusCode::kUnimplemented);
   EXPECT_EQ(OpenStore("").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(OpenStore("sqlite:").status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST_F(SqliteStoreTest, ConcurrentWritersLoseNothing) {
+TEST_P(StoreTest, ConcurrentWritersLoseNothing) {
   constexpr int kThreads = 4;
   constexpr int kRounds = 25;
   std::unique_ptr<Store> shared = Open();
@@ -508,7 +559,7 @@ TEST_F(SqliteStoreTest, ConcurrentWritersLoseNothing) {
   EXPECT_EQ(RawQueryInt("SELECT COUNT(*) FROM settings"), kThreads * kRounds);
 }
 
-TEST_F(SqliteStoreTest, LargeBatchInsertCompletes) {
+TEST_P(StoreTest, LargeBatchInsertCompletes) {
   constexpr int kCount = 200000;
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
@@ -571,17 +622,22 @@ void RunCrashingWriter(const std::string& path, bool kill_child) {
   }
 }
 
-TEST_F(SqliteStoreTest, DurableWhenWriterExitsWithoutClosing) {
+TEST_P(StoreTest, DurableWhenWriterExitsWithoutClosing) {
   for (const bool kill_child : {false, true}) {
     SCOPED_TRACE(kill_child ? "SIGKILL" : "_exit");
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
+    if (IsPostgres()) {
+      RawExec("DROP TABLE IF EXISTS samples, models, descriptor_features, devices, settings, "
+              "latpred_schema");
+    } else {
+      std::filesystem::remove_all(dir_);
+      std::filesystem::create_directories(dir_);
+    }
     {
       std::unique_ptr<Store> store = Open();
       ASSERT_NE(store, nullptr);
       ASSERT_THAT(store->UpsertDevice(MakeDevice("d")).status(), IsOk());
     }
-    RunCrashingWriter(DbPath(), kill_child);
+    RunCrashingWriter(Uri(), kill_child);
     std::unique_ptr<Store> store = Open();
     ASSERT_NE(store, nullptr);
     absl::StatusOr<std::vector<Sample>> samples = store->GetSamples("d", "nb201");
@@ -593,6 +649,72 @@ TEST_F(SqliteStoreTest, DurableWhenWriterExitsWithoutClosing) {
     ASSERT_TRUE(model->has_value());
     EXPECT_EQ((*model)->blob, "child");
   }
+}
+
+TEST_P(StoreTest, ReopenKeepsSchemaVersion) {
+  { ASSERT_NE(Open(), nullptr); }
+  EXPECT_EQ(RawSchemaVersion(), 1);
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schema_version(), 1);
+  EXPECT_EQ(RawSchemaVersion(), 1);
+}
+
+TEST_P(StoreTest, LatestModelVersionsPerDeviceIncludingBase) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  for (const auto& [device, space] : std::vector<std::pair<std::string, std::string>>{
+           {"", "nb201"}, {"a", "nb201"}, {"a", "nb201"}, {"b", "fbnet"}, {"", "nb201"}}) {
+    ASSERT_THAT(store->PutModel(MakeModel(device, space, "m")).status(), IsOk());
+  }
+  absl::StatusOr<std::map<std::string, int64_t>> nb201 = store->GetLatestModelVersions("nb201");
+  ASSERT_THAT(nb201.status(), IsOk());
+  EXPECT_THAT(*nb201, ElementsAre(Pair("", 2), Pair("a", 2)));
+  absl::StatusOr<std::map<std::string, int64_t>> none = store->GetLatestModelVersions("x");
+  ASSERT_THAT(none.status(), IsOk());
+  EXPECT_TRUE(none->empty());
+}
+
+// Lock excludes other holders of the same name (across store connections, so across
+// replicas for PostgreSQL) and not holders of other names.
+TEST_P(StoreTest, LockExcludesSameNameOnly) {
+  std::unique_ptr<Store> first = Open();
+  ASSERT_NE(first, nullptr);
+  // SQLite's locks are per Store object (one server process per file); PostgreSQL's are
+  // per database, so a second store object stands in for a second replica.
+  std::unique_ptr<Store> second_owner = IsPostgres() ? Open() : nullptr;
+  Store& second = IsPostgres() ? *second_owner : *first;
+  absl::StatusOr<std::unique_ptr<StoreLock>> held = first->Lock("base:nb201");
+  ASSERT_THAT(held.status(), IsOk()) << held.status();
+  absl::StatusOr<std::unique_ptr<StoreLock>> other = second.Lock("base:fbnet");
+  ASSERT_THAT(other.status(), IsOk()) << other.status();
+  std::atomic<bool> acquired{false};
+  std::thread waiter([&] {
+    absl::StatusOr<std::unique_ptr<StoreLock>> lock = second.Lock("base:nb201");
+    EXPECT_THAT(lock.status(), IsOk());
+    acquired = true;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_FALSE(acquired.load());
+  held->reset();
+  waiter.join();
+  EXPECT_TRUE(acquired.load());
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreTest, ::testing::Values("sqlite", "postgresql"),
+                         [](const auto& info) { return info.param; });
+INSTANTIATE_TEST_SUITE_P(Sqlite, SqliteStoreTest, ::testing::Values("sqlite"),
+                         [](const auto& info) { return info.param; });
+
+// What only PostgreSQL has: a server that can be unreachable, and passwords in URIs.
+TEST(PostgresStoreTest, UnreachableServerIsUnavailableWithoutThePassword) {
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(
+      "postgresql://latpred:s3cret@/nodb?host=/nonexistent-latpred-dir&port=1&connect_timeout=2");
+  EXPECT_EQ(store.status().code(), absl::StatusCode::kUnavailable) << store.status();
+  EXPECT_THAT(store.status().message(), HasSubstr("cannot connect to PostgreSQL"));
+  EXPECT_THAT(std::string(store.status().message()), ::testing::Not(HasSubstr("s3cret")));
+  EXPECT_EQ(RedactStoreUri("postgres://u:pw@h:5/db?sslmode=require&password=x"),
+            "postgres://u:***@h:5/db?sslmode=require&password=***");
 }
 
 }  // namespace

@@ -1,0 +1,644 @@
+// PostgreSQL implementation of Store, for several server replicas on one database.
+//
+// A small pool of libpqxx connections; each call is one READ COMMITTED transaction,
+// committed before it returns. Bulk writes go as arrays through unnest() so that a
+// 15,625-sample import is a handful of round trips. Model versions are assigned under
+// a transaction-scoped advisory lock per (device, space); Lock() holds a session-scoped
+// advisory lock on a connection of its own, so a replica that dies releases it.
+#include "postgres_store.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <pqxx/pqxx>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "common.h"
+#include "latpred/core/status_macros.h"
+#include "latpred/store/store.h"
+
+namespace latpred::store {
+namespace {
+
+// Schema migrations in order; a database at version N has had the first N applied.
+// Append new steps; never edit one that has shipped. The tables mirror SQLite's.
+constexpr const char* kMigrations[] = {
+    R"sql(
+CREATE TABLE devices (
+  name TEXT NOT NULL PRIMARY KEY,
+  labels_json TEXT NOT NULL,
+  source INTEGER NOT NULL,
+  created_ms BIGINT NOT NULL,
+  updated_ms BIGINT NOT NULL
+);
+CREATE TABLE descriptor_features (
+  device TEXT NOT NULL REFERENCES devices(name) ON DELETE CASCADE,
+  name TEXT NOT NULL,
+  position INTEGER NOT NULL,
+  value DOUBLE PRECISION NOT NULL,
+  source TEXT NOT NULL,
+  unit TEXT NOT NULL,
+  PRIMARY KEY (device, name)
+);
+CREATE TABLE samples (
+  device TEXT NOT NULL,
+  space TEXT NOT NULL,
+  arch TEXT NOT NULL,
+  latency_ms DOUBLE PRECISION NOT NULL,
+  repeats INTEGER NOT NULL,
+  spread_ms DOUBLE PRECISION NOT NULL,
+  created_ms BIGINT NOT NULL,
+  PRIMARY KEY (device, space, arch)
+);
+CREATE TABLE models (
+  device TEXT NOT NULL,
+  space TEXT NOT NULL,
+  version BIGINT NOT NULL,
+  base_version BIGINT NOT NULL,
+  blob BYTEA NOT NULL,
+  meta_json TEXT NOT NULL,
+  created_ms BIGINT NOT NULL,
+  PRIMARY KEY (device, space, version)
+);
+CREATE TABLE settings (
+  key TEXT NOT NULL PRIMARY KEY,
+  value TEXT NOT NULL
+);
+)sql",
+};
+constexpr int kLatestSchemaVersion = static_cast<int>(std::size(kMigrations));
+
+// Advisory lock key serialising schema migrations of one database.
+constexpr int64_t kMigrationLockKey = 0x6c6174707265640;  // "latpred"
+// Rows per INSERT ... SELECT FROM unnest(...) statement.
+constexpr size_t kRowsPerStatement = 4096;
+// Idle connections kept for reuse.
+constexpr size_t kMaxIdleConnections = 8;
+// Attempts of a transaction that a serialization failure or deadlock rolled back.
+constexpr int kMaxAttempts = 4;
+
+// A PostgreSQL array literal of strings: {"a","b\"c"}.
+std::string TextArray(const std::vector<const std::string*>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.push_back('"');
+    for (const char c : *values[i]) {
+      if (c == '"' || c == '\\') out.push_back('\\');
+      out.push_back(c);
+    }
+    out.push_back('"');
+  }
+  out.push_back('}');
+  return out;
+}
+
+// A PostgreSQL array literal of finite doubles, each printed to round-trip exactly.
+std::string DoubleArray(const std::vector<double>& values) {
+  std::string out = "{";
+  char buffer[32];
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    std::snprintf(buffer, sizeof(buffer), "%.17g", values[i]);
+    out.append(buffer);
+  }
+  out.push_back('}');
+  return out;
+}
+
+std::string IntArray(const std::vector<int64_t>& values) {
+  std::string out = "{";
+  for (size_t i = 0; i < values.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out.append(std::to_string(values[i]));
+  }
+  out.push_back('}');
+  return out;
+}
+
+// Bytes as hex text, the form decode(..., 'hex') reads.
+std::string ToHex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (const char ch : bytes) {
+    const unsigned char c = static_cast<unsigned char>(ch);
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 0xf]);
+  }
+  return out;
+}
+
+absl::StatusOr<std::string> FromHex(std::string_view hex) {
+  const auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  if (hex.size() % 2 != 0) return absl::InternalError("odd-length hex from PostgreSQL");
+  std::string out(hex.size() / 2, '\0');
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = digit(hex[2 * i]), lo = digit(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return absl::InternalError("bad hex digit from PostgreSQL");
+    out[i] = static_cast<char>(hi * 16 + lo);
+  }
+  return out;
+}
+
+constexpr char kDeviceColumns[] = "name, labels_json, source, created_ms, updated_ms";
+constexpr char kModelColumns[] =
+    "device, space, version, base_version, encode(blob, 'hex'), meta_json, created_ms";
+
+absl::StatusOr<Device> ReadDeviceRow(const pqxx::row& row) {
+  Device device;
+  device.name = row[0].as<std::string>();
+  const std::string labels_json = row[1].as<std::string>();
+  std::optional<std::map<std::string, std::string>> labels = DecodeLabelsJson(labels_json);
+  if (!labels.has_value()) {
+    return absl::InternalError(absl::StrCat("corrupt labels_json of device \"",
+                                            device.name, "\": ", labels_json));
+  }
+  device.labels = *std::move(labels);
+  device.source = row[2].as<int64_t>() != 0;
+  device.created_unix_ms = row[3].as<int64_t>();
+  device.updated_unix_ms = row[4].as<int64_t>();
+  return device;
+}
+
+DescriptorFeature ReadFeatureRow(const pqxx::row& row, int offset) {
+  DescriptorFeature feature;
+  feature.name = row[offset].as<std::string>();
+  feature.value = row[offset + 1].as<double>();
+  feature.source = row[offset + 2].as<std::string>();
+  feature.unit = row[offset + 3].as<std::string>();
+  return feature;
+}
+
+absl::StatusOr<ModelRecord> ReadModelRow(const pqxx::row& row) {
+  ModelRecord model;
+  model.device = row[0].as<std::string>();
+  model.space = row[1].as<std::string>();
+  model.version = row[2].as<int64_t>();
+  model.base_version = row[3].as<int64_t>();
+  ASSIGN_OR_RETURN(model.blob, FromHex(row[4].as<std::string>()));
+  model.meta_json = row[5].as<std::string>();
+  model.created_unix_ms = row[6].as<int64_t>();
+  return model;
+}
+
+// Opens a connection; UNAVAILABLE (with PostgreSQL's reason) when it cannot.
+absl::StatusOr<std::unique_ptr<pqxx::connection>> Connect(const std::string& uri) {
+  try {
+    return std::make_unique<pqxx::connection>(uri);
+  } catch (const std::exception& e) {
+    std::string reason = e.what();
+    while (!reason.empty() && (reason.back() == '\n' || reason.back() == ' ')) {
+      reason.pop_back();
+    }
+    return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL at ",
+                                               RedactStoreUri(uri), ": ", reason));
+  }
+}
+
+// Holds a session-level advisory lock; closing its connection releases the lock.
+class PostgresLock final : public StoreLock {
+ public:
+  explicit PostgresLock(std::unique_ptr<pqxx::connection> conn) : conn_(std::move(conn)) {}
+  ~PostgresLock() override {
+    try {
+      conn_->disconnect();
+    } catch (...) {
+    }
+  }
+
+ private:
+  std::unique_ptr<pqxx::connection> conn_;
+};
+
+class PostgresStore final : public Store {
+ public:
+  PostgresStore(std::string uri, int schema_version, std::unique_ptr<pqxx::connection> first)
+      : uri_(std::move(uri)), schema_version_(schema_version) {
+    idle_.push_back(std::move(first));
+  }
+
+  absl::StatusOr<bool> UpsertDevice(const Device& device) override {
+    RETURN_IF_ERROR(ValidateDevice(device));
+    const std::string labels_json = EncodeLabelsJson(device.labels);
+    const int64_t now = NowUnixMs();
+    bool created = false;
+    RETURN_IF_ERROR(Transact(
+        absl::StrCat("upserting device \"", device.name, "\""),
+        [&](pqxx::work& txn) -> absl::Status {
+          // xmax is 0 on a freshly inserted row and set on one the conflict updated.
+          const pqxx::row row = txn.exec_params1(
+              "INSERT INTO devices (name, labels_json, source, created_ms, updated_ms) "
+              "VALUES ($1, $2, $3, $4, $4) ON CONFLICT (name) DO UPDATE SET "
+              "labels_json = EXCLUDED.labels_json, source = EXCLUDED.source, "
+              "updated_ms = EXCLUDED.updated_ms RETURNING (xmax = 0)",
+              device.name, labels_json, device.source ? 1 : 0, now);
+          created = row[0].as<bool>();
+          txn.exec_params0("DELETE FROM descriptor_features WHERE device = $1", device.name);
+          if (device.descriptor.empty()) return absl::OkStatus();
+          std::vector<const std::string*> names, sources, units;
+          std::vector<double> values;
+          for (const DescriptorFeature& f : device.descriptor) {
+            names.push_back(&f.name);
+            values.push_back(f.value);
+            sources.push_back(&f.source);
+            units.push_back(&f.unit);
+          }
+          txn.exec_params0(
+              "INSERT INTO descriptor_features (device, name, position, value, source, "
+              "unit) SELECT $1, n, p - 1, v, s, u FROM unnest($2::text[], "
+              "$3::float8[], $4::text[], $5::text[]) WITH ORDINALITY AS t(n, v, s, u, p)",
+              device.name, TextArray(names), DoubleArray(values), TextArray(sources),
+              TextArray(units));
+          return absl::OkStatus();
+        }));
+    return created;
+  }
+
+  absl::StatusOr<Device> GetDevice(std::string_view name) override {
+    const std::string key(name);
+    Device device;
+    RETURN_IF_ERROR(Transact(
+        absl::StrCat("reading device \"", key, "\""), [&](pqxx::work& txn) -> absl::Status {
+          const pqxx::result rows = txn.exec_params(
+              absl::StrCat("SELECT ", kDeviceColumns, " FROM devices WHERE name = $1"), key);
+          if (rows.empty()) return DeviceNotFound(key);
+          ASSIGN_OR_RETURN(device, ReadDeviceRow(rows[0]));
+          device.descriptor.clear();
+          for (const pqxx::row& row : txn.exec_params(
+                   "SELECT name, value, source, unit FROM descriptor_features "
+                   "WHERE device = $1 ORDER BY position",
+                   key)) {
+            device.descriptor.push_back(ReadFeatureRow(row, 0));
+          }
+          return absl::OkStatus();
+        }));
+    return device;
+  }
+
+  absl::StatusOr<std::vector<Device>> ListDevices() override {
+    std::vector<Device> devices;
+    RETURN_IF_ERROR(Transact("listing devices", [&](pqxx::work& txn) -> absl::Status {
+      devices.clear();
+      std::map<std::string, size_t> index;
+      for (const pqxx::row& row :
+           txn.exec(absl::StrCat("SELECT ", kDeviceColumns, " FROM devices ORDER BY name COLLATE \"C\""))) {
+        ASSIGN_OR_RETURN(Device device, ReadDeviceRow(row));
+        index.emplace(device.name, devices.size());
+        devices.push_back(std::move(device));
+      }
+      for (const pqxx::row& row :
+           txn.exec("SELECT device, name, value, source, unit FROM descriptor_features "
+                    "ORDER BY device COLLATE \"C\", position")) {
+        const auto it = index.find(row[0].as<std::string>());
+        if (it != index.end()) devices[it->second].descriptor.push_back(ReadFeatureRow(row, 1));
+      }
+      return absl::OkStatus();
+    }));
+    return devices;
+  }
+
+  absl::Status PutSamples(std::string_view device, std::string_view space,
+                          const std::vector<Sample>& samples) override {
+    RETURN_IF_ERROR(ValidateSamples(samples));
+    // The last sample of an arch wins; rows go in key order so that concurrent writers
+    // take row locks in the same order.
+    std::map<std::string_view, const Sample*> last;
+    for (const Sample& sample : samples) last[sample.arch] = &sample;
+    const std::string dev(device), sp(space);
+    const int64_t now = NowUnixMs();
+    return Transact(
+        absl::StrCat("storing samples of device \"", dev, "\" in space \"", sp, "\""),
+        [&](pqxx::work& txn) -> absl::Status {
+          if (txn.exec_params("SELECT 1 FROM devices WHERE name = $1 FOR SHARE", dev)
+                  .empty()) {
+            return DeviceNotFound(dev);
+          }
+          auto it = last.begin();
+          while (it != last.end()) {
+            std::vector<const std::string*> archs;
+            std::vector<double> latencies, spreads;
+            std::vector<int64_t> repeats;
+            for (; it != last.end() && archs.size() < kRowsPerStatement; ++it) {
+              archs.push_back(&it->second->arch);
+              latencies.push_back(it->second->latency_ms);
+              repeats.push_back(it->second->repeats);
+              spreads.push_back(it->second->spread_ms);
+            }
+            txn.exec_params0(
+                "INSERT INTO samples (device, space, arch, latency_ms, repeats, spread_ms, "
+                "created_ms) SELECT $1, $2, a, l, r, s, $7 FROM unnest($3::text[], "
+                "$4::float8[], $5::int[], $6::float8[]) AS t(a, l, r, s) "
+                "ON CONFLICT (device, space, arch) DO UPDATE SET "
+                "latency_ms = EXCLUDED.latency_ms, repeats = EXCLUDED.repeats, "
+                "spread_ms = EXCLUDED.spread_ms, created_ms = EXCLUDED.created_ms",
+                dev, sp, TextArray(archs), DoubleArray(latencies), IntArray(repeats),
+                DoubleArray(spreads), now);
+          }
+          return absl::OkStatus();
+        });
+  }
+
+  absl::StatusOr<std::vector<Sample>> GetSamples(std::string_view device,
+                                                 std::string_view space) override {
+    const std::string dev(device), sp(space);
+    std::vector<Sample> samples;
+    RETURN_IF_ERROR(Transact(
+        absl::StrCat("reading samples of device \"", dev, "\" in space \"", sp, "\""),
+        [&](pqxx::work& txn) -> absl::Status {
+          const pqxx::result rows = txn.exec_params(
+              "SELECT arch, latency_ms, repeats, spread_ms FROM samples "
+              "WHERE device = $1 AND space = $2 ORDER BY arch COLLATE \"C\"",
+              dev, sp);
+          samples.clear();
+          samples.reserve(rows.size());
+          for (const pqxx::row& row : rows) {
+            samples.push_back(Sample{row[0].as<std::string>(), row[1].as<double>(),
+                                     row[2].as<int32_t>(), row[3].as<double>()});
+          }
+          return absl::OkStatus();
+        }));
+    return samples;
+  }
+
+  absl::StatusOr<std::map<std::string, int64_t>> CountSamples(
+      std::string_view device) override {
+    const std::string dev(device);
+    std::map<std::string, int64_t> counts;
+    RETURN_IF_ERROR(Transact(absl::StrCat("counting samples of device \"", dev, "\""),
+                             [&](pqxx::work& txn) -> absl::Status {
+                               counts.clear();
+                               for (const pqxx::row& row : txn.exec_params(
+                                        "SELECT space, COUNT(*) FROM samples "
+                                        "WHERE device = $1 GROUP BY space",
+                                        dev)) {
+                                 counts[row[0].as<std::string>()] = row[1].as<int64_t>();
+                               }
+                               return absl::OkStatus();
+                             }));
+    return counts;
+  }
+
+  absl::StatusOr<std::map<std::string, std::map<std::string, int64_t>>> CountAllSamples()
+      override {
+    std::map<std::string, std::map<std::string, int64_t>> counts;
+    RETURN_IF_ERROR(Transact("counting samples of all devices",
+                             [&](pqxx::work& txn) -> absl::Status {
+                               counts.clear();
+                               for (const pqxx::row& row :
+                                    txn.exec("SELECT device, space, COUNT(*) FROM samples "
+                                             "GROUP BY device, space")) {
+                                 counts[row[0].as<std::string>()][row[1].as<std::string>()] =
+                                     row[2].as<int64_t>();
+                               }
+                               return absl::OkStatus();
+                             }));
+    return counts;
+  }
+
+  absl::StatusOr<int64_t> PutModel(const ModelRecord& model) override {
+    const int64_t now = NowUnixMs();
+    const std::string blob_hex = ToHex(model.blob);
+    int64_t version = 0;
+    RETURN_IF_ERROR(Transact(
+        absl::StrCat("storing model of device \"", model.device, "\" in space \"",
+                     model.space, "\""),
+        [&](pqxx::work& txn) -> absl::Status {
+          // Writers of one (device, space) queue here; READ COMMITTED gives the next
+          // statement a snapshot that includes the previous writer's commit.
+          txn.exec_params("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                           absl::StrCat("latpred.model:", model.device, ":", model.space));
+          version = txn.exec_params1(
+                           "SELECT COALESCE(MAX(version), 0) + 1 FROM models "
+                           "WHERE device = $1 AND space = $2",
+                           model.device, model.space)[0]
+                        .as<int64_t>();
+          txn.exec_params0(
+              "INSERT INTO models (device, space, version, base_version, blob, meta_json, "
+              "created_ms) VALUES ($1, $2, $3, $4, decode($5, 'hex'), $6, $7)",
+              model.device, model.space, version, model.base_version, blob_hex,
+              model.meta_json, now);
+          return absl::OkStatus();
+        }));
+    return version;
+  }
+
+  absl::StatusOr<std::optional<ModelRecord>> GetLatestModel(std::string_view device,
+                                                            std::string_view space) override {
+    const std::string dev(device), sp(space);
+    std::optional<ModelRecord> model;
+    RETURN_IF_ERROR(Transact(
+        absl::StrCat("reading latest model of device \"", dev, "\" in space \"", sp, "\""),
+        [&](pqxx::work& txn) -> absl::Status {
+          const pqxx::result rows = txn.exec_params(
+              absl::StrCat("SELECT ", kModelColumns,
+                           " FROM models WHERE device = $1 AND space = $2 "
+                           "ORDER BY version DESC LIMIT 1"),
+              dev, sp);
+          if (rows.empty()) return absl::OkStatus();
+          ASSIGN_OR_RETURN(model, ReadModelRow(rows[0]));
+          return absl::OkStatus();
+        }));
+    return model;
+  }
+
+  absl::StatusOr<std::vector<ModelRecord>> GetLatestDeviceModels(
+      std::string_view space) override {
+    const std::string sp(space);
+    std::vector<ModelRecord> models;
+    RETURN_IF_ERROR(Transact(
+        absl::StrCat("reading latest device models in space \"", sp, "\""),
+        [&](pqxx::work& txn) -> absl::Status {
+          models.clear();
+          for (const pqxx::row& row : txn.exec_params(
+                   absl::StrCat("SELECT DISTINCT ON (device COLLATE \"C\") ", kModelColumns,
+                                " FROM models WHERE space = $1 AND device <> '' "
+                                "ORDER BY device COLLATE \"C\", version DESC"),
+                   sp)) {
+            ASSIGN_OR_RETURN(ModelRecord model, ReadModelRow(row));
+            models.push_back(std::move(model));
+          }
+          return absl::OkStatus();
+        }));
+    return models;
+  }
+
+  absl::StatusOr<std::map<std::string, int64_t>> GetLatestModelVersions(
+      std::string_view space) override {
+    const std::string sp(space);
+    std::map<std::string, int64_t> versions;
+    RETURN_IF_ERROR(Transact(
+        absl::StrCat("reading model versions in space \"", sp, "\""),
+        [&](pqxx::work& txn) -> absl::Status {
+          versions.clear();
+          for (const pqxx::row& row : txn.exec_params(
+                   "SELECT device, MAX(version) FROM models WHERE space = $1 "
+                   "GROUP BY device",
+                   sp)) {
+            versions[row[0].as<std::string>()] = row[1].as<int64_t>();
+          }
+          return absl::OkStatus();
+        }));
+    return versions;
+  }
+
+  absl::StatusOr<std::unique_ptr<StoreLock>> Lock(std::string_view name) override {
+    ASSIGN_OR_RETURN(std::unique_ptr<pqxx::connection> conn, Connect(uri_));
+    const std::string key = absl::StrCat("latpred.lock:", AbslView(name));
+    try {
+      pqxx::nontransaction txn(*conn);
+      txn.exec_params("SELECT pg_advisory_lock(hashtextextended($1, 0))", key);
+    } catch (const std::exception& e) {
+      return absl::UnavailableError(
+          absl::StrCat("postgresql: taking lock \"", AbslView(name), "\": ", e.what()));
+    }
+    return std::unique_ptr<StoreLock>(new PostgresLock(std::move(conn)));
+  }
+
+  absl::StatusOr<std::optional<std::string>> GetSetting(std::string_view key) override {
+    const std::string k(key);
+    std::optional<std::string> value;
+    RETURN_IF_ERROR(Transact(absl::StrCat("reading setting \"", k, "\""),
+                             [&](pqxx::work& txn) -> absl::Status {
+                               const pqxx::result rows = txn.exec_params(
+                                   "SELECT value FROM settings WHERE key = $1", k);
+                               if (!rows.empty()) value = rows[0][0].as<std::string>();
+                               return absl::OkStatus();
+                             }));
+    return value;
+  }
+
+  absl::Status PutSetting(std::string_view key, std::string_view value) override {
+    const std::string k(key), v(value);
+    return Transact(absl::StrCat("writing setting \"", k, "\""),
+                    [&](pqxx::work& txn) -> absl::Status {
+                      txn.exec_params0(
+                          "INSERT INTO settings (key, value) VALUES ($1, $2) "
+                          "ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+                          k, v);
+                      return absl::OkStatus();
+                    });
+  }
+
+  int schema_version() const override { return schema_version_; }
+
+ private:
+  // An idle pooled connection, or a new one.
+  absl::StatusOr<std::unique_ptr<pqxx::connection>> Borrow() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      while (!idle_.empty()) {
+        std::unique_ptr<pqxx::connection> conn = std::move(idle_.back());
+        idle_.pop_back();
+        if (conn->is_open()) return conn;
+      }
+    }
+    return Connect(uri_);
+  }
+
+  void Return(std::unique_ptr<pqxx::connection> conn) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (idle_.size() < kMaxIdleConnections) idle_.push_back(std::move(conn));
+  }
+
+  // Runs body in one transaction on a pooled connection and commits when it returns OK
+  // (rolls back otherwise). A transaction rolled back by a serialization failure or a
+  // deadlock is retried; so is one whose connection broke before COMMIT (a restarted
+  // server or a dropped idle connection). A connection lost during COMMIT leaves the
+  // outcome unknown: UNAVAILABLE, saying so.
+  template <typename Body>
+  absl::Status Transact(const std::string& what, Body&& body) {
+    for (int attempt = 1;; ++attempt) {
+      ASSIGN_OR_RETURN(std::unique_ptr<pqxx::connection> conn, Borrow());
+      absl::Status status;
+      bool retry = false;
+      try {
+        pqxx::work txn(*conn);
+        status = body(txn);
+        if (status.ok()) txn.commit();
+      } catch (const pqxx::in_doubt_error& e) {
+        conn.reset();
+        status = absl::UnavailableError(absl::StrCat(
+            "postgresql: ", what, ": connection lost during commit, outcome unknown: ",
+            e.what()));
+      } catch (const pqxx::broken_connection& e) {
+        conn.reset();
+        status = absl::UnavailableError(absl::StrCat("postgresql: ", what,
+                                                     ": connection lost: ", e.what()));
+        retry = attempt < 2;
+      } catch (const pqxx::transaction_rollback& e) {
+        status = absl::AbortedError(absl::StrCat("postgresql: ", what, ": ", e.what()));
+        retry = attempt < kMaxAttempts;
+      } catch (const pqxx::sql_error& e) {
+        status = absl::InternalError(
+            absl::StrCat("postgresql: ", what, ": ", e.what(), " (SQLSTATE ", e.sqlstate(), ")"));
+      } catch (const std::exception& e) {
+        status = absl::InternalError(absl::StrCat("postgresql: ", what, ": ", e.what()));
+      }
+      if (conn != nullptr) Return(std::move(conn));
+      if (!retry) return status;
+    }
+  }
+
+  const std::string uri_;
+  const int schema_version_;
+  std::mutex mu_;
+  std::vector<std::unique_ptr<pqxx::connection>> idle_;  // guarded by mu_
+};
+
+// Applies the migrations the database lacks in one transaction, under an advisory lock
+// so that replicas starting together migrate once. Returns the schema version.
+absl::StatusOr<int> Migrate(pqxx::connection& conn, const std::string& display) {
+  int version = 0;
+  try {
+    pqxx::work txn(conn);
+    txn.exec_params("SELECT pg_advisory_xact_lock($1)", kMigrationLockKey);
+    txn.exec0("CREATE TABLE IF NOT EXISTS latpred_schema (version INTEGER NOT NULL)");
+    const pqxx::result rows = txn.exec("SELECT version FROM latpred_schema");
+    if (rows.empty()) {
+      txn.exec0("INSERT INTO latpred_schema (version) VALUES (0)");
+    } else {
+      version = rows[0][0].as<int>();
+    }
+    if (version > kLatestSchemaVersion) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "store ", display, " has schema version ", version,
+          ", newer than the latest this build knows (", kLatestSchemaVersion,
+          "); use a newer latpred"));
+    }
+    for (; version < kLatestSchemaVersion; ++version) txn.exec0(kMigrations[version]);
+    txn.exec_params0("UPDATE latpred_schema SET version = $1", version);
+    txn.commit();
+  } catch (const std::exception& e) {
+    return absl::InternalError(
+        absl::StrCat("postgresql: migrating ", display, ": ", e.what()));
+  }
+  return version;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Store>> OpenPostgresStore(std::string_view uri) {
+  const std::string conninfo(uri);
+  ASSIGN_OR_RETURN(std::unique_ptr<pqxx::connection> conn, Connect(conninfo));
+  ASSIGN_OR_RETURN(const int version, Migrate(*conn, RedactStoreUri(conninfo)));
+  return std::unique_ptr<Store>(new PostgresStore(conninfo, version, std::move(conn)));
+}
+
+}  // namespace latpred::store
