@@ -15,12 +15,16 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/flags/usage_config.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_split.h"
 #include "latpred/service/server.h"
 
 ABSL_FLAG(std::string, listen, "127.0.0.1:50051", "HOST:PORT to serve gRPC on (port 0: a free one)");
 ABSL_FLAG(std::string, store, "",
-          "store URI: a file path or sqlite:PATH (default: DATA_DIR/latpred.db)");
+          "store URI: a SQLite file path or sqlite:PATH (default: DATA_DIR/latpred.db), or "
+          "postgresql://USER@HOST:PORT/DB for several replicas on one database (password "
+          "from PGPASSWORD or ~/.pgpass, not the command line); default from $LATPRED_STORE");
 ABSL_FLAG(std::string, data_dir, "",
           "directory for the store (default: $XDG_DATA_HOME/latpred or ~/.local/share/latpred)");
 ABSL_FLAG(std::string, bundled_data, LATPRED_BUNDLED_DATA_DIR,
@@ -35,6 +39,9 @@ ABSL_FLAG(std::string, token_file, "",
           "file holding the bearer token that writes need (or set LATPRED_TOKEN); never "
           "pass the token itself on the command line");
 ABSL_FLAG(bool, token_for_reads, false, "require the token for reads too");
+ABSL_FLAG(int, sync_interval_ms, 1000,
+          "how often to poll the store for models and devices that other replicas "
+          "(servers on the same PostgreSQL database) stored; 0: never");
 ABSL_FLAG(int, max_batch, 16384, "largest PredictLatency / SubmitSamples batch accepted");
 ABSL_FLAG(int, threads, 0, "threads for training and inference (0: all cores)");
 ABSL_FLAG(int, epochs, 40, "training epochs of the base models");
@@ -68,12 +75,20 @@ void NormaliseFlagNames(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
-      "latpred-server: few-shot latency prediction for neural networks over gRPC.\n"
+      "few-shot latency prediction for neural networks over gRPC.\n"
       "On first start it imports the bundled measurements into the store and trains the\n"
       "base models (progress on stderr); later starts load them. grpc.health.v1 reports\n"
       "SERVING once the models are ready.\n\n"
       "  latpred-server --listen 127.0.0.1:50051 --data-dir ~/.local/share/latpred\n"
       "Flags may be spelled with - or _ (--data-dir, --data_dir).");
+  // --help lists the flags of this file (Abseil's default looks for a file named
+  // after the binary, which latpred-server's main.cc is not).
+  absl::FlagsUsageConfig usage;
+  usage.contains_help_flags = [](absl::string_view path) {
+    return absl::EndsWith(path, "server/main.cc");
+  };
+  usage.contains_helpshort_flags = usage.contains_help_flags;
+  absl::SetFlagsUsageConfig(usage);
   NormaliseFlagNames(argc, argv);
   absl::ParseCommandLine(argc, argv);
 
@@ -93,6 +108,9 @@ int main(int argc, char** argv) {
   latpred::service::Options options;
   options.listen = absl::GetFlag(FLAGS_listen);
   options.store_uri = absl::GetFlag(FLAGS_store);
+  if (const char* env = std::getenv("LATPRED_STORE"); options.store_uri.empty() && env != nullptr) {
+    options.store_uri = env;
+  }
   options.data_dir = absl::GetFlag(FLAGS_data_dir);
   options.bundled_data_dir = absl::GetFlag(FLAGS_bundled_data);
   for (absl::string_view d : absl::StrSplit(absl::GetFlag(FLAGS_exclude_devices), ',', absl::SkipEmpty())) {
@@ -116,6 +134,7 @@ int main(int argc, char** argv) {
   } else if (const char* token = std::getenv("LATPRED_TOKEN"); token != nullptr) {
     options.token = token;
   }
+  options.sync_interval_ms = absl::GetFlag(FLAGS_sync_interval_ms);
   options.threads = absl::GetFlag(FLAGS_threads);
   options.train.epochs = absl::GetFlag(FLAGS_epochs);
   options.train.seed = absl::GetFlag(FLAGS_seed);

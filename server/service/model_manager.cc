@@ -193,6 +193,10 @@ absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Adapt(const std::
   if (base.model == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat("no base model for space ", space));
   }
+  // One adaptation of a device at a time across replicas, so that the newest version
+  // is fit on every sample committed before it started.
+  ASSIGN_OR_RETURN(std::unique_ptr<store::StoreLock> lock,
+                   store_->Lock(absl::StrCat("adapt:", device, ":", space)));
   ASSIGN_OR_RETURN(store::Device dev, store_->GetDevice(device));
   if (dev.source) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -225,6 +229,57 @@ absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Adapt(const std::
                        device, space, version, entry->head.fit.samples,
                        entry->head.fit.fit_spearman, entry->head.fit.loo_mape));
   return std::shared_ptr<const HeadEntry>(entry);
+}
+
+absl::Status ModelManager::Sync(const std::string& space) {
+  BaseEntry base = registry_->GetBase(space);
+  if (base.model == nullptr) return absl::OkStatus();
+  ASSIGN_OR_RETURN(auto versions, store_->GetLatestModelVersions(space));
+  if (auto it = versions.find(""); it != versions.end() && it->second > base.version) {
+    log_(absl::StrCat(space, ": base model v", it->second, " stored by another replica"));
+    RETURN_IF_ERROR(LoadOrTrainBase(space, predictor::TrainOptions()));
+    return LoadHeads(space);
+  }
+  for (const auto& [device, version] : versions) {
+    if (device.empty()) continue;
+    auto head = registry_->GetHead(device, space);
+    if (head != nullptr && head->state == v1::MODEL_STATE_ADAPTED && head->version >= version) {
+      continue;
+    }
+    ASSIGN_OR_RETURN(std::optional<store::ModelRecord> record,
+                     store_->GetLatestModel(device, space));
+    // A head fit on another base model waits for this replica's next start-up refit.
+    if (!record.has_value() || record->base_version != base.version) continue;
+    ASSIGN_OR_RETURN(predictor::DeviceHead fitted,
+                     predictor::DeviceHead::Deserialize(record->blob));
+    auto entry = std::make_shared<HeadEntry>();
+    entry->head = std::move(fitted);
+    entry->version = record->version;
+    entry->base_version = record->base_version;
+    entry->state = v1::MODEL_STATE_ADAPTED;
+    registry_->SetHead(device, space, std::move(entry));
+    log_(absl::StrCat(device, ": ", space, " head v", record->version,
+                      " loaded (stored by another replica)"));
+  }
+  ASSIGN_OR_RETURN(std::vector<store::Device> devices, store_->ListDevices());
+  for (const store::Device& d : devices) {
+    if (d.source) continue;
+    const auto key = std::make_pair(d.name, space);
+    auto head = registry_->GetHead(d.name, space);
+    bool stale;
+    {
+      absl::MutexLock lock(&mu_);
+      auto seen = synced_updates_.find(key);
+      stale = head == nullptr ||
+              (head->state == v1::MODEL_STATE_ZERO_SHOT &&
+               (seen == synced_updates_.end() || seen->second != d.updated_unix_ms));
+    }
+    if (!stale) continue;
+    RETURN_IF_ERROR(RefreshZeroShot(d, space));
+    absl::MutexLock lock(&mu_);
+    synced_updates_[key] = d.updated_unix_ms;
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ModelManager::RefreshZeroShot(const store::Device& device, const std::string& space) {

@@ -46,6 +46,11 @@ class ModelManager {
   absl::StatusOr<std::shared_ptr<const HeadEntry>> Adapt(const std::string& device,
                                                           const std::string& space);
 
+  // Brings the registry up to date with what other replicas on the same store did: a
+  // newer base model, newer adapted heads, registered devices with new descriptors.
+  // Cheap when nothing changed (one version query and one device listing).
+  absl::Status Sync(const std::string& space);
+
   // Publishes a zero-shot head for a registered device that has no adapted head: from
   // the reference latencies in its descriptor when it has some, else the prior mean.
   // Does nothing for a device with neither descriptor nor samples.
@@ -60,6 +65,8 @@ class ModelManager {
   absl::Status LoadCandidates(const std::string& space);
 
   mutable absl::Mutex mu_;
+  // updated_unix_ms of each (device, space) zero-shot head when Sync last refreshed it.
+  std::map<std::pair<std::string, std::string>, int64_t> synced_updates_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<const std::vector<core::Architecture>>> candidates_
       ABSL_GUARDED_BY(mu_);
   store::Store* store_;

@@ -5,6 +5,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -75,11 +76,21 @@ struct Server::State {
   absl::Notification prepared;
   absl::Status prepare_status;  // written before `prepared` is notified
   std::thread preparer;
+  std::thread syncer;
   absl::Mutex shutdown_mu;
   bool shut_down ABSL_GUARDED_BY(shutdown_mu) = false;
 
-  // Imports the bundled data, then loads or trains every space's models.
+  // Imports the bundled data, then loads or trains every space's models. Replicas on
+  // one database queue on a store lock here, so the first imports and trains and the
+  // others load what it stored.
   absl::Status Prepare() {
+    const auto waiting = std::chrono::steady_clock::now();
+    ASSIGN_OR_RETURN(std::unique_ptr<store::StoreLock> lock, store->Lock("prepare"));
+    const double waited = std::chrono::duration<double>(std::chrono::steady_clock::now() - waiting).count();
+    if (waited > 1) {
+      options.log(absl::StrCat("waited ", static_cast<int>(waited),
+                               " s for another replica to prepare the models"));
+    }
     RETURN_IF_ERROR(ImportBundled(*store, options.bundled_data_dir, options.exclude_devices,
                                   options.log));
     predictor::TrainOptions train = options.train;
@@ -90,6 +101,28 @@ struct Server::State {
       RETURN_IF_ERROR(manager->LoadHeads(space));
     }
     return absl::OkStatus();
+  }
+
+  // Polls the store for models and devices that other replicas stored, every
+  // sync_interval_ms, until shutdown. Failures are logged (once a minute at most) and
+  // retried: a store that is briefly unreachable must not stop serving.
+  void SyncLoop() {
+    auto last_error_log = std::chrono::steady_clock::now() - std::chrono::minutes(2);
+    while (true) {
+      {
+        absl::MutexLock lock(&shutdown_mu);
+        shutdown_mu.AwaitWithTimeout(absl::Condition(&shut_down),
+                                     absl::Milliseconds(options.sync_interval_ms));
+        if (shut_down) return;
+      }
+      for (const std::string& space : core::SearchSpaceNames()) {
+        absl::Status status = manager->Sync(space);
+        if (!status.ok() && std::chrono::steady_clock::now() - last_error_log > std::chrono::minutes(1)) {
+          options.log(absl::StrCat("sync with the store failed (will retry): ", status.message()));
+          last_error_log = std::chrono::steady_clock::now();
+        }
+      }
+    }
   }
 
   // Sets the state gauges from the store and the registry, before each scrape.
@@ -152,7 +185,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
   }
   predictor::SetThreads(opts.threads);
   ASSIGN_OR_RETURN(state->store, store::OpenStore(opts.store_uri));
-  opts.log(absl::StrCat("store: ", opts.store_uri, " (schema v", state->store->schema_version(), ")"));
+  opts.log(absl::StrCat("store: ", store::RedactStoreUri(opts.store_uri), " (schema v",
+                        state->store->schema_version(), ")"));
 
   state->manager = std::make_unique<ModelManager>(state->store.get(), &state->registry,
                                                   &state->metrics, opts.log);
@@ -205,6 +239,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
     if (status.ok()) {
       s->ready.store(true, std::memory_order_release);
       s->SetServing(true);
+      if (s->options.sync_interval_ms > 0) s->syncer = std::thread([s] { s->SyncLoop(); });
     }
     s->prepare_status = status;
     s->prepared.Notify();
@@ -229,6 +264,7 @@ void Server::Shutdown() {
   state_->SetServing(false);
   state_->grpc_server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(5));
   if (state_->preparer.joinable()) state_->preparer.join();
+  if (state_->syncer.joinable()) state_->syncer.join();
   state_->jobs.reset();  // finishes queued adaptations before the store closes
   state_->metrics_server.reset();
 }

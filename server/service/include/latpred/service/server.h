@@ -15,7 +15,7 @@ namespace latpred::service {
 struct Options {
   // Address to listen on; port 0 picks a free one (see Server::port()).
   std::string listen = "127.0.0.1:50051";
-  // Store URI: a file path or sqlite:PATH. Empty: <data_dir>/latpred.db.
+  // Store URI: a file path, sqlite:PATH or postgresql://... Empty: <data_dir>/latpred.db.
   std::string store_uri;
   // Directory for the store and other state.
   std::string data_dir;
@@ -34,6 +34,8 @@ struct Options {
   bool token_for_reads = false;
   // Largest PredictLatency / SubmitSamples batch accepted.
   int max_batch = 16384;
+  // How often to poll the store for models and devices other replicas stored (0: never).
+  int sync_interval_ms = 1000;
   // Threads for training and inference (0: all cores).
   int threads = 0;
   predictor::TrainOptions train;
