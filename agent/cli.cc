@@ -33,7 +33,9 @@ constexpr char kUsage[] =
     "[--samples K]\n"
     "                        [--check N] [--spool FILE] [--quick] [--seed S] "
     "[--max-attempts N]\n"
-    "                        [--device D] [--threads T] [--batch-size B]\n";
+    "                        [--device D] [--threads T] [--batch-size B] [--ca FILE]\n"
+    "      --ca: CA certificate (PEM) of a TLS server; a token for a server that needs one\n"
+    "      comes from $LATPRED_TOKEN_FILE or $LATPRED_TOKEN\n";
 
 // --flag VALUE / --flag=VALUE / --switch, and positional arguments.
 struct Args {
@@ -156,6 +158,7 @@ absl::Status CmdOnboard(const Args& a) {
   o.server = Str(a, "--server", "");
   if (o.server.empty()) return absl::InvalidArgumentError("--server HOST:PORT is required");
   o.name = Str(a, "--name", "");
+  o.ca_file = Str(a, "--ca", "");
   o.space = Str(a, "--space", "nb201");
   o.spool = Str(a, "--spool", "");
   o.quick = a.flags.count("--quick") > 0;

@@ -146,6 +146,12 @@ absl::Status Onboard(const OnboardOptions& o) {
 
   client::ClientOptions copts;
   copts.target = o.server;
+  copts.ca_file = o.ca_file;
+  // The server needs a token for writes when it has one; like the CLI, the agent takes
+  // it from $LATPRED_TOKEN_FILE or $LATPRED_TOKEN, never from its command line.
+  auto token = client::TokenFromEnvironment();
+  if (!token.ok()) return token.status();
+  copts.token = *token;
   auto client_or = client::Client::Connect(copts);
   if (!client_or.ok()) return client_or.status();
   client::Client& client = **client_or;

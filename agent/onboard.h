@@ -17,6 +17,7 @@ namespace latpred::agent {
 
 struct OnboardOptions {
   std::string server;  // HOST:PORT
+  std::string ca_file;  // PEM CA of a TLS server ("" = plaintext)
   std::string name;    // device name ("" = hostname + "-" + device)
   std::string space = "nb201";
   int samples = 20;

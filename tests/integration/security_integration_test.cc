@@ -112,6 +112,32 @@ TEST(SecurityIntegrationTest, TlsAndTokensGuardWritesAndChangeNothingWhenWrong) 
   // A client without TLS cannot talk to the TLS port.
   EXPECT_FALSE(plaintext->GetServerInfo().ok());
 
+  // The agent onboards through TLS with the token from $LATPRED_TOKEN_FILE, and is
+  // refused without it.
+  const std::string agent = std::string("'") + LATPRED_AGENT_BIN +
+                            "' onboard --server localhost:" + std::to_string(port) + " --ca '" +
+                            dir + "/cert.pem' --name tls-agent --samples 3 --check 2 --quick "
+                            "--max-attempts 2 --spool '" + dir + "/spool.csv'";
+  const std::string refused = "env -u LATPRED_TOKEN -u LATPRED_TOKEN_FILE " + agent + " > '" +
+                              dir + "/agent-refused.log' 2>&1";
+  EXPECT_NE(std::system(refused.c_str()), 0) << ReadFile(dir + "/agent-refused.log");
+  EXPECT_NE(ReadFile(dir + "/agent-refused.log").find("UNAUTHENTICATED"), std::string::npos)
+      << ReadFile(dir + "/agent-refused.log");
+  const std::string onboard = "env -u LATPRED_TOKEN LATPRED_TOKEN_FILE='" + dir + "/token' " +
+                              agent + " > '" + dir + "/agent.log' 2>&1";
+  EXPECT_EQ(std::system(onboard.c_str()), 0) << ReadFile(dir + "/agent.log");
+  get.set_name("tls-agent");
+  auto onboarded = good->GetDevice(get);
+  ASSERT_TRUE(onboarded.ok()) << onboarded.status() << ReadFile(dir + "/agent.log");
+  bool found = false;
+  for (const v1::SpaceState& space : onboarded->spaces()) {
+    if (space.space() != "nb201") continue;
+    found = true;
+    EXPECT_EQ(space.sample_count(), 3);
+    EXPECT_EQ(space.state(), v1::MODEL_STATE_ADAPTED);
+  }
+  EXPECT_TRUE(found) << onboarded->DebugString();
+
   kill(pid, SIGTERM);
   waitpid(pid, nullptr, 0);
   (void)std::system(("rm -rf '" + dir + "'").c_str());
