@@ -50,6 +50,16 @@ TEST(SecurityIntegrationTest, TlsAndTokensGuardWritesAndChangeNothingWhenWrong) 
           (dir + "/token").c_str(), static_cast<char*>(nullptr));
     _exit(127);
   }
+  // Stops the server and removes the directory however the test ends.
+  struct Cleanup {
+    pid_t pid;
+    std::string dir;
+    ~Cleanup() {
+      kill(pid, SIGTERM);
+      waitpid(pid, nullptr, 0);
+      (void)std::system(("rm -rf '" + dir + "'").c_str());
+    }
+  } cleanup{pid, dir};
   int port = 0;
   auto deadline = Clock::now() + std::chrono::minutes(10);
   while (port == 0) {
@@ -138,9 +148,6 @@ TEST(SecurityIntegrationTest, TlsAndTokensGuardWritesAndChangeNothingWhenWrong) 
   }
   EXPECT_TRUE(found) << onboarded->DebugString();
 
-  kill(pid, SIGTERM);
-  waitpid(pid, nullptr, 0);
-  (void)std::system(("rm -rf '" + dir + "'").c_str());
 }
 
 }  // namespace
