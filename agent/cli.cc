@@ -22,7 +22,7 @@ constexpr char kUsage[] =
     "usage:\n"
     "  latpred-agent measure --space nb201|fbnet [--device cpu|cuda:N] "
     "[--batch-size B]\n"
-    "                        [--threads T] [--max-runs N] [--max-seconds S] "
+    "                        [--threads T] [--max-runs N] [--min-seconds S] [--max-seconds S] "
     "(ARCH... | --file F)\n"
     "      prints CSV arch,latency_ms,spread_ms,runs (spread: interquartile "
     "range)\n"
@@ -98,7 +98,8 @@ absl::Status MeasureFlags(const Args& a, MeasureOptions& m) {
   m.device = Str(a, "--device", m.device);
   for (auto s : {Int(a, "--batch-size", &m.batch_size), Int(a, "--threads", &m.threads),
                  Int(a, "--max-runs", &m.max_runs), Int(a, "--min-runs", &m.min_runs),
-                 Int(a, "--warmup", &m.warmup), Double(a, "--max-seconds", &m.max_seconds)}) {
+                 Int(a, "--warmup", &m.warmup), Double(a, "--max-seconds", &m.max_seconds),
+                 Double(a, "--min-seconds", &m.min_seconds)}) {
     if (!s.ok()) return s;
   }
   if (m.batch_size < 1 || m.threads < 1 || m.max_runs < 1) {

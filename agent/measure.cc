@@ -75,16 +75,25 @@ std::array<uint8_t, kNbEdges> LiveOps(const std::vector<uint8_t>& ops) {
   return live;
 }
 
+// One cell. Like NAS-Bench-201's own cell (which sums every edge's op), it runs every
+// non-none op, also those on edges that cannot reach the cell's output: a deployed
+// network computes them, and the published CPU measurements show their cost. Their
+// modules are named "dead_edge*" so that NumParams counts only the parameters that can
+// affect the output, as core's AnalyticCosts does. A cell with no path from input to
+// output runs nothing and outputs zeros (its latency is the skeleton's, as the spec says).
 class Nb201Cell : public Body {
  public:
-  Nb201Cell(const std::array<uint8_t, kNbEdges>& live, int c) : live_(live) {
+  Nb201Cell(const std::vector<uint8_t>& ops, const std::array<uint8_t, kNbEdges>& live, int c)
+      : live_(live) {
+    connected_ = live_[kNbEdges - 1] != kNone || live_[4] != kNone || live_[3] != kNone;
     for (int e = 0; e < kNbEdges; ++e) {
-      const std::string name = absl::StrCat("edge", e);
-      switch (live_[e]) {
+      ops_[e] = connected_ ? ops[e] : static_cast<uint8_t>(kNone);
+      const std::string name = absl::StrCat(live_[e] == kNone ? "dead_edge" : "edge", e);
+      switch (ops_[e]) {
         case kConv1x1:
         case kConv3x3:
           edges_[e] = register_module(
-              name, nn::Sequential(nn::ReLU(), Conv(c, c, live_[e] == kConv1x1 ? 1 : 3), Bn(c)));
+              name, nn::Sequential(nn::ReLU(), Conv(c, c, ops_[e] == kConv1x1 ? 1 : 3), Bn(c)));
           break;
         case kAvgPool:
           edges_[e] = register_module(
@@ -100,9 +109,10 @@ class Nb201Cell : public Body {
     std::array<torch::Tensor, 4> nodes;
     nodes[0] = x;
     for (int e = 0; e < kNbEdges; ++e) {
-      if (live_[e] == kNone) continue;
-      torch::Tensor out =
-          live_[e] == kSkip ? nodes[kEdgeFrom[e]] : edges_[e]->forward(nodes[kEdgeFrom[e]]);
+      if (ops_[e] == kNone) continue;
+      torch::Tensor& from = nodes[kEdgeFrom[e]];
+      if (!from.defined()) from = torch::zeros_like(x);  // only none edges lead here
+      torch::Tensor out = ops_[e] == kSkip ? from : edges_[e]->forward(from);
       torch::Tensor& to = nodes[kEdgeTo[e]];
       to = to.defined() ? to + out : out;
     }
@@ -113,6 +123,8 @@ class Nb201Cell : public Body {
 
  private:
   std::array<uint8_t, kNbEdges> live_;
+  std::array<uint8_t, kNbEdges> ops_;
+  bool connected_ = false;
   std::array<nn::Sequential, kNbEdges> edges_ = {nullptr, nullptr, nullptr,
                                                  nullptr, nullptr, nullptr};
 };
@@ -148,7 +160,7 @@ class Nb201Net : public Body {
       }
       for (int i = 0; i < 5; ++i) {
         layers_.push_back(register_module(absl::StrCat("cell", stage, "_", i),
-                                          std::make_shared<Nb201Cell>(live, c)));
+                                          std::make_shared<Nb201Cell>(ops, live, c)));
       }
     }
     head_ = register_module("head", nn::Sequential(Bn(c), nn::ReLU()));
@@ -290,7 +302,9 @@ class TorchNetwork : public Network {
   }
   int64_t NumParams() const override {
     int64_t n = 0;
-    for (const auto& p : body_->parameters()) n += p.numel();
+    for (const auto& p : body_->named_parameters()) {
+      if (p.key().find("dead_edge") == std::string::npos) n += p.value().numel();
+    }
     return n;
   }
   std::vector<int64_t> OutputShape() override {
@@ -363,7 +377,9 @@ Measurement TimeRuns(const std::function<void()>& run, const MeasureOptions& opt
       times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     }
     const double median = Median(times);
-    const bool enough = static_cast<int>(times.size()) >= options.min_runs;
+    const bool enough =
+        static_cast<int>(times.size()) >= options.min_runs &&
+        std::chrono::duration<double>(Clock::now() - start).count() >= options.min_seconds;
     if (enough && previous > 0 && std::abs(median - previous) < options.rel_tol * previous) break;
     previous = median;
     if (enough &&

@@ -24,7 +24,10 @@ struct MeasureOptions {
   int threads = 1;          // intra-op threads (torch::set_num_threads)
   int warmup = 5;           // untimed runs first
   int min_runs = 10;        // at least this many timed runs
-  int max_runs = 200;       // at most this many timed runs
+  int max_runs = 2000;      // at most this many timed runs
+  // At least this long of timed runs (seconds): spreads a small network's runs over
+  // enough wall time that a passing burst of other load moves the median little.
+  double min_seconds = 0.4;
   int batch_runs = 10;      // runs between two stability checks
   double rel_tol = 0.01;    // stop when the median moved less than this over a batch
   double max_seconds = 20;  // time cap of the timed runs of one network
@@ -58,8 +61,8 @@ absl::StatusOr<std::unique_ptr<Network>> BuildNetwork(const core::SearchSpace& s
                                                       const MeasureOptions& options);
 
 // Times `run` (one forward pass, synchronised) as MeasureOptions says: warm-up
-// runs, then batches of runs until the median is stable, min_runs, max_runs or
-// max_seconds.
+// runs, then batches of runs until min_runs and min_seconds are reached and the median
+// is stable, or max_runs or max_seconds is reached.
 Measurement TimeRuns(const std::function<void()>& run, const MeasureOptions& options);
 
 // Builds and times arch. Sets the torch thread count to options.threads.

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -138,6 +140,19 @@ TEST(Timing, SameArchTwiceIsStable) {
     pairs += std::to_string(a->median_ms) + " vs " + std::to_string(b->median_ms) + "; ";
   }
   EXPECT_TRUE(close) << pairs;
+}
+
+TEST(Timing, TimesAtLeastMinSecondsEvenWhenStable) {
+  MeasureOptions o;
+  o.warmup = 0;
+  o.min_runs = 2;
+  o.rel_tol = 10;  // stable after the first batch
+  o.min_seconds = 0.05;
+  const auto start = std::chrono::steady_clock::now();
+  Measurement m = TimeRuns([] { std::this_thread::sleep_for(std::chrono::milliseconds(1)); }, o);
+  EXPECT_GE(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(), 0.05);
+  EXPECT_GE(m.runs, 20);
+  EXPECT_LT(m.runs, 200);
 }
 
 TEST(Timing, StopsAtCapAndMinimum) {
