@@ -191,12 +191,45 @@ absl::Status ParseGroup(absl::string_view group, int g, size_t offset,
   return absl::OkStatus();
 }
 
+// The canonical spelling "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|" in one pass without
+// allocating: what clients send in bulk. Returns false on any deviation (whitespace
+// included), leaving the diagnosis to ParseGroup.
+bool ParseCanonical(std::string_view text, std::vector<uint8_t>& ops) {
+  size_t pos = 0;
+  for (int g = 1; g < kNumNodes; ++g) {
+    if (g > 1) {
+      if (pos >= text.size() || text[pos] != '+') return false;
+      ++pos;
+    }
+    if (pos >= text.size() || text[pos] != '|') return false;
+    ++pos;
+    for (int k = 0; k < g; ++k) {
+      const size_t tilde = text.find('~', pos);
+      if (tilde == std::string_view::npos || tilde + 2 >= text.size()) return false;
+      const std::string_view name = text.substr(pos, tilde - pos);
+      int op = -1;
+      for (size_t i = 0; i < kOpNames.size(); ++i) {
+        if (name == std::string_view(kOpNames[i].data(), kOpNames[i].size())) op = static_cast<int>(i);
+      }
+      if (op < 0 || text[tilde + 1] != '0' + k || text[tilde + 2] != '|') return false;
+      ops.push_back(static_cast<uint8_t>(op));
+      pos = tilde + 3;
+    }
+  }
+  return pos == text.size();
+}
+
 class Nb201SearchSpace final : public SearchSpace {
  public:
   std::string_view name() const override { return "nb201"; }
 
   // Parses "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|", tolerating surrounding whitespace.
   absl::StatusOr<Architecture> Parse(std::string_view text) const override {
+    {
+      Architecture arch;
+      arch.ops.reserve(kNumEdges);
+      if (ParseCanonical(text, arch.ops)) return arch;
+    }
     const absl::string_view input(text.data(), text.size());
     const absl::string_view trimmed = absl::StripAsciiWhitespace(input);
     if (trimmed.empty()) {

@@ -78,6 +78,27 @@ TEST(Nb201Parse, CanonicalRoundTrip) {
   }
 }
 
+// Every architecture of the space parses from its canonical string (the allocation-free
+// fast path) to itself, and near-misses of a canonical string still fail with the
+// detailed diagnosis.
+TEST(Nb201Parse, EveryCanonicalStringRoundTrips) {
+  Architecture arch;
+  arch.ops.assign(6, 0);
+  for (int index = 0; index < 15625; ++index) {
+    for (int e = 0, rest = index; e < 6; ++e, rest /= 5) arch.ops[e] = static_cast<uint8_t>(rest % 5);
+    const std::string text = Space().Canonical(arch);
+    absl::StatusOr<Architecture> parsed = Space().Parse(text);
+    ASSERT_TRUE(parsed.ok()) << text << ": " << parsed.status();
+    ASSERT_EQ(parsed->ops, arch.ops) << text;
+  }
+  EXPECT_THAT(ParseError("|none~0|+|none~0|none~1|+|none~0|none~1|none~3|"),
+              HasSubstr("bad node index"));
+  EXPECT_THAT(ParseError("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|x"),
+              HasSubstr("trailing characters"));
+  EXPECT_THAT(ParseError("|none~0|+|none~0|none~1|+|none~0|none~1|nono~2|"),
+              HasSubstr("unknown op"));
+}
+
 TEST(Nb201Parse, ToleratesSurroundingWhitespaceOnly) {
   EXPECT_EQ(Space().Canonical(MustParse(std::string(" \t\n") + kMixed + "\r\n ")),
             kMixed);
