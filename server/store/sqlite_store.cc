@@ -535,22 +535,9 @@ class SqliteStore final : public Store {
   // Space -> sample count for one device; empty for unknown devices.
   absl::StatusOr<std::map<std::string, int64_t>> CountSamples(
       std::string_view device) override {
-    const std::string what =
-        absl::StrCat("counting samples of device \"", AbslView(device), "\"");
-    std::lock_guard<std::mutex> lock(mu_);
-    ASSIGN_OR_RETURN(Statement select,
-                     Statement::Prepare(db_,
-                                        "SELECT space, COUNT(*) FROM samples "
-                                        "WHERE device = ?1 GROUP BY space",
-                                        what));
-    select.BindText(1, device);
-    std::map<std::string, int64_t> counts;
-    while (true) {
-      ASSIGN_OR_RETURN(const bool row, select.Step());
-      if (!row) break;
-      counts[select.ColumnText(0)] = select.ColumnInt(1);
-    }
-    return counts;
+    return KeyedInts("SELECT space, COUNT(*) FROM samples WHERE device = ?1 GROUP BY space",
+                     device,
+                     absl::StrCat("counting samples of device \"", AbslView(device), "\""));
   }
 
   // Device -> space -> sample count over the whole table.
@@ -660,22 +647,9 @@ class SqliteStore final : public Store {
   // Device -> MAX(version) of a space's models, "" for the base model.
   absl::StatusOr<std::map<std::string, int64_t>> GetLatestModelVersions(
       std::string_view space) override {
-    const std::string what =
-        absl::StrCat("reading model versions in space \"", AbslView(space), "\"");
-    std::lock_guard<std::mutex> lock(mu_);
-    ASSIGN_OR_RETURN(Statement select,
-                     Statement::Prepare(db_,
-                                        "SELECT device, MAX(version) FROM models "
-                                        "WHERE space = ?1 GROUP BY device",
-                                        what));
-    select.BindText(1, space);
-    std::map<std::string, int64_t> versions;
-    while (true) {
-      ASSIGN_OR_RETURN(const bool row, select.Step());
-      if (!row) break;
-      versions[select.ColumnText(0)] = select.ColumnInt(1);
-    }
-    return versions;
+    return KeyedInts(
+        "SELECT device, MAX(version) FROM models WHERE space = ?1 GROUP BY device", space,
+        absl::StrCat("reading model versions in space \"", AbslView(space), "\""));
   }
 
   absl::StatusOr<std::unique_ptr<StoreLock>> Lock(std::string_view name) override {
@@ -713,6 +687,22 @@ class SqliteStore final : public Store {
   int schema_version() const override { return schema_version_; }
 
  private:
+  // Runs sql (one parameter, ?1 = param) whose rows are (text key, integer value).
+  absl::StatusOr<std::map<std::string, int64_t>> KeyedInts(const char* sql,
+                                                           std::string_view param,
+                                                           const std::string& what) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ASSIGN_OR_RETURN(Statement select, Statement::Prepare(db_, sql, what));
+    select.BindText(1, param);
+    std::map<std::string, int64_t> values;
+    while (true) {
+      ASSIGN_OR_RETURN(const bool row, select.Step());
+      if (!row) break;
+      values[select.ColumnText(0)] = select.ColumnInt(1);
+    }
+    return values;
+  }
+
   // Whether the device row exists; the caller holds mu_.
   absl::StatusOr<bool> DeviceExists(std::string_view name) {
     ASSIGN_OR_RETURN(
