@@ -1,5 +1,7 @@
 #include "job_queue.h"
 
+#include <pthread.h>
+#include <sched.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -7,8 +9,8 @@
 namespace latpred::service {
 namespace {
 
-// Niceness of the job thread (Linux applies it per thread).
-constexpr int kJobNiceness = 10;
+// Niceness of the job thread where SCHED_IDLE is refused (Linux applies it per thread).
+constexpr int kJobNiceness = 19;
 
 }  // namespace
 }  // namespace latpred::service
@@ -40,7 +42,12 @@ int JobQueue::pending() const {
 void JobQueue::Run() {
   // Background work yields the CPU to the RPC threads: on a small machine an adaptation
   // must not push PredictLatency's tail latency up.
-  setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kJobNiceness);
+  // SCHED_IDLE: a woken RPC thread always preempts it; if the kernel refuses, the
+  // highest niceness is the fallback.
+  sched_param idle{};
+  if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0) {
+    setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kJobNiceness);
+  }
   for (;;) {
     std::function<void()> job;
     {
