@@ -3,6 +3,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -173,6 +174,27 @@ absl::Status CmdOnboard(const Args& a) {
   return Onboard(o);
 }
 
+// INVALID_ARGUMENT naming the first flag that cmd does not take (a typo would otherwise
+// be ignored silently).
+absl::Status CheckFlags(const std::string& cmd, const Args& a) {
+  static const std::set<std::string> kMeasure = {
+      "--device", "--batch-size", "--threads", "--max-runs", "--min-runs",
+      "--warmup", "--max-seconds", "--min-seconds", "--help"};
+  static const std::map<std::string, std::set<std::string>> kOwn = {
+      {"measure", {"--space", "--file"}},
+      {"describe", {"--quick", "--no-references"}},
+      {"onboard",
+       {"--server", "--name", "--space", "--samples", "--check", "--spool", "--quick", "--seed",
+        "--max-attempts", "--wait-seconds", "--ca"}}};
+  const auto own = kOwn.find(cmd);
+  for (const auto& [flag, value] : a.flags) {
+    if (kMeasure.count(flag) || (own != kOwn.end() && own->second.count(flag))) continue;
+    return absl::InvalidArgumentError(
+        absl::StrCat("unknown flag ", flag, " for '", cmd, "' (latpred-agent --help lists them)"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 int RunAgent(int argc, char** argv) {
@@ -188,6 +210,10 @@ int RunAgent(int argc, char** argv) {
   } else if (args->flags.count("--help")) {
     std::fputs(kUsage, stdout);
     return 0;
+  } else if (cmd != "measure" && cmd != "describe" && cmd != "onboard") {
+    std::fprintf(stderr, "latpred-agent: unknown command '%s'\n%s", cmd.c_str(), kUsage);
+    return 2;
+  } else if (s = CheckFlags(cmd, *args); !s.ok()) {
   } else if (cmd == "measure") {
     s = CmdMeasure(*args);
   } else if (cmd == "describe") {

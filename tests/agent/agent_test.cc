@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/cli.h"
 #include "agent/describe.h"
 #include "agent/measure.h"
 #include "latpred/core/search_space.h"
@@ -194,6 +195,21 @@ TEST(Describe, ReferenceArchsAreCanonical) {
     ASSERT_TRUE(arch.ok()) << a;
     EXPECT_EQ(core::Nb201Space().Canonical(*arch), a);
   }
+}
+
+// A mistyped flag is a usage error (exit 2) before anything is measured.
+TEST(Cli, UnknownFlagIsAUsageError) {
+  std::vector<std::string> args = {"latpred-agent", "measure", "--space", "nb201",
+                                   "--thread", "2", "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"};
+  auto run = [&] {
+    std::vector<char*> argv;
+    for (std::string& a : args) argv.push_back(a.data());
+    return RunAgent(static_cast<int>(argv.size()), argv.data());
+  };
+  EXPECT_EQ(run(), 2);
+  args[4] = "--bogus";
+  args[1] = "onboard";
+  EXPECT_EQ(run(), 2);
 }
 
 }  // namespace
