@@ -5,12 +5,13 @@
 // device most like the target, as NASFLAT initialises a new device); its covariance is
 // the spread of the source heads, scaled; the noise is the base model's residual
 // variance, scaled. Every combination on a small grid is scored by the marginal
-// likelihood (evidence) of the samples. Stage 2 adds, on top of the best stage-1
-// setting, a residual on the architecture's features with a grid of variances. The head
+// likelihood (evidence) of the samples. Stage 2 adds, on top of each of the three best
+// stage-1 settings, a residual on the architecture's features with a grid of variances. The head
 // is the evidence-weighted average of every setting's posterior mean (Bayesian model
 // averaging over the grid), so a residual only matters as far as the evidence backs
 // it. All of it is closed form in at most
 // dim + 1 + num_features dimensions: milliseconds, not seconds.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <utility>
@@ -34,6 +35,8 @@ constexpr double kOpResidualVariances[] = {0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2};
 constexpr double kCostResidualVariances[] = {0, 1e-2, 1e-1, 1};
 // Leave-one-out refits are cheap; cap them so that thousands of samples stay fast.
 constexpr int kMaxLooSamples = 200;
+// Stage 2 builds on this many of the best stage-1 settings.
+constexpr int kStage2Bases = 3;
 
 // Sufficient statistics of the samples for a linear model in theta.
 struct Gram {
@@ -189,6 +192,8 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   PriorSetting best_setting;
   // Every setting's evidence and posterior mean, for averaging over settings.
   std::vector<std::pair<double, std::vector<double>>> scored;
+  // The kStage2Bases best stage-1 settings, best first: stage 2 builds on each.
+  std::vector<std::pair<double, PriorSetting>> top;
   for (double alpha : kAlphas) {
     for (double beta : kBetas) {
       Matrix cov = PriorCovariance(prior, alpha, beta);
@@ -200,7 +205,14 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
         for (const std::vector<double>* mean : means) {
           std::vector<double> theta;
           double evidence = Posterior(gram, *mean, lower, inv, noise, &theta);
-          if (evidence != -INFINITY) scored.emplace_back(evidence, theta);
+          if (evidence == -INFINITY) continue;
+          scored.emplace_back(evidence, theta);
+          if (static_cast<int>(top.size()) < kStage2Bases || evidence > top.back().first) {
+            top.emplace_back(evidence, PriorSetting{*mean, cov, lower, inv, noise});
+            std::sort(top.begin(), top.end(),
+                      [](const auto& a, const auto& b) { return a.first > b.first; });
+            if (static_cast<int>(top.size()) > kStage2Bases) top.pop_back();
+          }
           if (evidence > best) {
             best = evidence;
             best_theta = std::move(theta);
@@ -225,9 +237,9 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   }
   const std::vector<double>* chosen_rows = &rows;
   int chosen_p = p;
-  if (best_setting.cov.n == p) {
-    const PriorSetting stage1 = best_setting;
-    const Gram gram2 = MakeGram(rows2, y, p2);
+  const Gram gram2 = MakeGram(rows2, y, p2);
+  for (const auto& scored_setting : top) {
+    const PriorSetting& stage1 = scored_setting.second;
     const int first_cost = p2 - core::SearchSpace::kCostFeatures;
     for (double op_var : kOpResidualVariances) {
       for (double cost_var : kCostResidualVariances) {
