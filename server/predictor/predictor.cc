@@ -84,8 +84,17 @@ struct BaseModel::Impl {
   // ops read as digits base num_ops; empty for large spaces (FBNet: 9^22). Every op
   // combination is a member of both built-in spaces.
   std::vector<double> dense;
+  // The standardised residual features x(a) of the same architectures (empty with
+  // `dense`), so that predicting with a residual stays a table lookup.
+  std::vector<double> dense_features;
   // The network's input standardisation, as doubles for the residual features.
   std::vector<double> mean, scale;
+
+  // Writes the standardised features of arch (encoding_size values) to out.
+  void StandardFeatures(const core::Architecture& arch, float* scratch, double* out) const {
+    space->Encode(arch, scratch);
+    for (int j = 0; j < features; ++j) out[j] = (scratch[j] - mean[j]) / scale[j];
+  }
 
   void CopyStandardisation() {
     torch::Tensor m = net->mean.to(torch::kFloat64).contiguous();
@@ -100,7 +109,8 @@ struct BaseModel::Impl {
     return index;
   }
 
-  // Fills `dense` when the space is small enough.
+  // Fills `dense` and `dense_features` when the space is small enough (after
+  // CopyStandardisation).
   void BuildDenseTable() {
     int64_t count = 1;
     for (int i = 0; i < space->num_positions() && count <= kMaxDenseArchitectures; ++i) {
@@ -119,6 +129,11 @@ struct BaseModel::Impl {
     c10::InferenceMode guard;
     torch::Tensor h = net->forward(EncodeAll(*space, all)).to(torch::kFloat64).contiguous();
     dense.assign(h.data_ptr<double>(), h.data_ptr<double>() + count * dim);
+    dense_features.resize(count * features);
+    std::vector<float> scratch(features);
+    for (int64_t index = 0; index < count; ++index) {
+      StandardFeatures(all[index], scratch.data(), &dense_features[index * features]);
+    }
   }
 };
 
@@ -236,8 +251,8 @@ absl::StatusOr<std::shared_ptr<const BaseModel>> BaseModel::Train(
     }
   }
   impl->net->eval();
-  impl->BuildDenseTable();
   impl->CopyStandardisation();
+  impl->BuildDenseTable();
 
   // Heads in log-latency space: log t = dev_std * (h.z + b) + dev_mean.
   torch::Tensor zc = z.detach().to(torch::kFloat64).contiguous();
@@ -290,10 +305,14 @@ int BaseModel::num_features() const { return impl_->features; }
 std::vector<double> BaseModel::Features(const std::vector<core::Architecture>& archs) const {
   const int f = impl_->features;
   std::vector<double> out(archs.size() * f);
-  std::vector<float> x(f);
+  std::vector<float> scratch(f);
   for (size_t i = 0; i < archs.size(); ++i) {
-    impl_->space->Encode(archs[i], x.data());
-    for (int j = 0; j < f; ++j) out[i * f + j] = (x[j] - impl_->mean[j]) / impl_->scale[j];
+    if (!impl_->dense_features.empty()) {
+      const double* x = &impl_->dense_features[impl_->DenseIndex(archs[i]) * f];
+      std::copy(x, x + f, &out[i * f]);
+    } else {
+      impl_->StandardFeatures(archs[i], scratch.data(), &out[i * f]);
+    }
   }
   return out;
 }
@@ -301,15 +320,33 @@ std::vector<double> BaseModel::Features(const std::vector<core::Architecture>& a
 void BaseModel::Predict(const DeviceHead& head, const std::vector<core::Architecture>& archs,
                         double* out) const {
   if (archs.empty()) return;
+  const int f = impl_->features;
+  if (!impl_->dense.empty()) {
+    // Both terms from the precomputed tables: log t = h(a).z + b + x(a).w.
+    const int dim = impl_->dim;
+    const bool residual = !head.w.empty();
+    for (size_t i = 0; i < archs.size(); ++i) {
+      const int64_t index = impl_->DenseIndex(archs[i]);
+      const double* h = &impl_->dense[index * dim];
+      double y = head.b;
+      for (int k = 0; k < dim; ++k) y += h[k] * head.z[k];
+      if (residual) {
+        const double* x = &impl_->dense_features[index * f];
+        for (int j = 0; j < f; ++j) y += x[j] * head.w[j];
+      }
+      out[i] = std::exp(y);
+    }
+    return;
+  }
   PredictEmbedded(head, archs, out);
   if (head.w.empty()) return;
   // The residual on the features: x(a) . w, in log space.
-  const int f = impl_->features;
-  std::vector<float> x(f);
+  std::vector<float> scratch(f);
+  std::vector<double> x(f);
   for (size_t i = 0; i < archs.size(); ++i) {
-    impl_->space->Encode(archs[i], x.data());
+    impl_->StandardFeatures(archs[i], scratch.data(), x.data());
     double r = 0;
-    for (int j = 0; j < f; ++j) r += (x[j] - impl_->mean[j]) / impl_->scale[j] * head.w[j];
+    for (int j = 0; j < f; ++j) r += x[j] * head.w[j];
     out[i] *= std::exp(r);
   }
 }
@@ -317,16 +354,6 @@ void BaseModel::Predict(const DeviceHead& head, const std::vector<core::Architec
 void BaseModel::PredictEmbedded(const DeviceHead& head,
                                 const std::vector<core::Architecture>& archs,
                                 double* out) const {
-  if (!impl_->dense.empty()) {
-    const int dim = impl_->dim;
-    for (size_t i = 0; i < archs.size(); ++i) {
-      const double* h = &impl_->dense[impl_->DenseIndex(archs[i]) * dim];
-      double y = head.b;
-      for (int k = 0; k < dim; ++k) y += h[k] * head.z[k];
-      out[i] = std::exp(y);
-    }
-    return;
-  }
   c10::InferenceMode guard;
   torch::Tensor z = torch::from_blob(const_cast<double*>(head.z.data()),
                                      {static_cast<int64_t>(head.z.size())}, torch::kFloat64)
@@ -400,8 +427,8 @@ absl::StatusOr<std::shared_ptr<const BaseModel>> BaseModel::Deserialize(
     archive.load_from(body.data(), body.size());
     impl->net->load(archive);
     impl->net->eval();
-    impl->BuildDenseTable();
     impl->CopyStandardisation();
+    impl->BuildDenseTable();
     torch::Tensor hz, hb;
     archive.read("heads_z", hz, /*is_buffer=*/true);
     archive.read("heads_b", hb, /*is_buffer=*/true);

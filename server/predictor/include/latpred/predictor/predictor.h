@@ -125,7 +125,8 @@ class BaseModel {
                            const std::vector<core::Architecture>& measured, int k) const;
 
  private:
-  // exp(h(a) . z + b), without the residual.
+  // exp(h(a) . z + b) through the network, without the residual (spaces without the
+  // dense tables).
   void PredictEmbedded(const DeviceHead& head, const std::vector<core::Architecture>& archs,
                        double* out) const;
 
