@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <random>
 #include <string>
+#include <optional>
 #include <thread>
 #include <vector>
 
@@ -238,10 +239,24 @@ int RunServeBench(int argc, char** argv) {
       return 1;
     }
     auto model = predictor::BaseModel::Deserialize(**space, (*record)->blob);
-    const predictor::DeviceHead* head = model.ok() ? (*model)->SourceHead(o.device) : nullptr;
-    if (head == nullptr) {
-      std::fprintf(stderr, "latpred-bench serve: %s is not a %s source device of the stored model\n",
-                   o.device.c_str(), space_name.c_str());
+    if (!model.ok()) {
+      std::fprintf(stderr, "latpred-bench serve: %s\n", std::string(model.status().message()).c_str());
+      return 1;
+    }
+    // A source device's head, else the device's adapted head from the store.
+    std::optional<predictor::DeviceHead> head;
+    if (const predictor::DeviceHead* source = (*model)->SourceHead(o.device)) head = *source;
+    if (!head.has_value()) {
+      auto adapted = (*store)->GetLatestModel(o.device, space_name);
+      if (adapted.ok() && adapted->has_value()) {
+        auto fitted = predictor::DeviceHead::Deserialize((*adapted)->blob);
+        if (fitted.ok()) head = *std::move(fitted);
+      }
+    }
+    if (!head.has_value()) {
+      std::fprintf(stderr,
+                   "latpred-bench serve: %s has neither a %s source head nor an adapted one in %s\n",
+                   o.device.c_str(), space_name.c_str(), o.store.c_str());
       return 1;
     }
     auto table = core::ReadLatencyTable(o.data_dir + "/help/" + space_name + "_latency.csv", **space);
