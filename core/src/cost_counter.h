@@ -3,6 +3,8 @@
 #ifndef LATPRED_CORE_SRC_COST_COUNTER_H_
 #define LATPRED_CORE_SRC_COST_COUNTER_H_
 
+#include <cmath>
+
 #include "latpred/core/search_space.h"
 
 namespace latpred::core {
@@ -32,6 +34,13 @@ class CostCounter {
     const double macs = static_cast<double>(in) * out;
     Kernel(in, out, macs + out, macs);
   }
+  // The tail both networks end with: BatchNorm, ReLU, global average pool, linear.
+  void Classifier(int c, int side, int classes) {
+    BatchNorm(c, side);
+    Elementwise(c, side);
+    GlobalPool(c, side);
+    Linear(c, classes);
+  }
   const Costs& costs() const { return costs_; }
 
  private:
@@ -49,6 +58,16 @@ class CostCounter {
 
   Costs costs_;
 };
+
+// Writes the last SearchSpace::kCostFeatures values of an encoding: log1p(flops),
+// log1p(params), log1p(bytes) and kernels / 100.
+inline void EncodeCosts(const Costs& costs, float* out) {
+  out[0] = static_cast<float>(std::log1p(costs.flops));
+  out[1] = static_cast<float>(std::log1p(costs.params));
+  out[2] = static_cast<float>(std::log1p(costs.bytes));
+  out[3] = static_cast<float>(costs.kernels / 100);
+}
+static_assert(SearchSpace::kCostFeatures == 4, "EncodeCosts writes four values");
 
 }  // namespace latpred::core
 

@@ -188,12 +188,7 @@ class FbnetSearchSpace final : public SearchSpace {
     for (int layer = 0; layer < kNumLayers; ++layer) {
       out[layer * kNumOps + arch.ops[layer]] = 1.0f;
     }
-    const Costs costs = AnalyticCosts(arch);
-    float* cost_dims = out + kNumLayers * kNumOps;
-    cost_dims[0] = static_cast<float>(std::log1p(costs.flops));
-    cost_dims[1] = static_cast<float>(std::log1p(costs.params));
-    cost_dims[2] = static_cast<float>(std::log1p(costs.bytes));
-    cost_dims[3] = static_cast<float>(costs.kernels / 100);
+    EncodeCosts(AnalyticCosts(arch), out + kNumLayers * kNumOps);
   }
 
   // Costs of the whole CIFAR network; see the rules at the top of this file.
@@ -213,10 +208,7 @@ class FbnetSearchSpace final : public SearchSpace {
       }
     }
     side = counter.Conv(c_in, kHeadChannels, 1, 1, side, 1);
-    counter.BatchNorm(kHeadChannels, side);
-    counter.Elementwise(kHeadChannels, side);
-    counter.GlobalPool(kHeadChannels, side);
-    counter.Linear(kHeadChannels, kNumClasses);
+    counter.Classifier(kHeadChannels, side, kNumClasses);
     return counter.costs();
   }
 

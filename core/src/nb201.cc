@@ -275,12 +275,7 @@ class Nb201SearchSpace final : public SearchSpace {
       out[e * kNumOps + arch.ops[e]] = 1.0f;
       out[(kNumEdges + e) * kNumOps + live[e]] = 1.0f;
     }
-    const Costs costs = AnalyticCosts(arch);
-    float* cost_dims = out + 2 * kNumEdges * kNumOps;
-    cost_dims[0] = static_cast<float>(std::log1p(costs.flops));
-    cost_dims[1] = static_cast<float>(std::log1p(costs.params));
-    cost_dims[2] = static_cast<float>(std::log1p(costs.bytes));
-    cost_dims[3] = static_cast<float>(costs.kernels / 100);
+    EncodeCosts(AnalyticCosts(arch), out + 2 * kNumEdges * kNumOps);
   }
 
   // Costs of the whole CIFAR network; see the rules at the top of this file.
@@ -297,10 +292,7 @@ class Nb201SearchSpace final : public SearchSpace {
       }
       for (int cell = 0; cell < kCellsPerStage; ++cell) CountCell(live, c, side, counter);
     }
-    counter.BatchNorm(c, side);
-    counter.Elementwise(c, side);
-    counter.GlobalPool(c, side);
-    counter.Linear(c, kNumClasses);
+    counter.Classifier(c, side, kNumClasses);
     return counter.costs();
   }
 
