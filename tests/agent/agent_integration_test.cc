@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "latpred/client/client.h"
+#include "read_file.h"
 
 namespace latpred {
 namespace {
@@ -27,12 +28,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr char kDevice[] = "agent-it-cpu";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::latpred::testing::ReadFile;
 
 class AgentIntegrationTest : public ::testing::Test {
  protected:

@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "latpred/client/client.h"
+#include "read_file.h"
 
 namespace latpred {
 namespace {
@@ -24,12 +25,7 @@ namespace {
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::latpred::testing::ReadFile;
 
 // A free TCP port on loopback (bound, read, released).
 int FreePort() {

@@ -25,6 +25,7 @@
 #include "latpred/client/client.h"
 #include "latpred/core/dataset.h"
 #include "test_postgres.h"
+#include "read_file.h"
 
 namespace latpred {
 namespace {
@@ -34,12 +35,7 @@ using Clock = std::chrono::steady_clock;
 constexpr char kDevice[] = "edge-box";
 constexpr char kHeldOut[] = "gold_6226";  // its bundled latencies stand in for a new device
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::latpred::testing::ReadFile;
 
 // Counts the occurrences of needle in text.
 int Count(const std::string& text, const std::string& needle) {

@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "latpred/client/client.h"
+#include "read_file.h"
 
 namespace latpred {
 namespace {
@@ -20,12 +21,7 @@ namespace {
 using Clock = std::chrono::steady_clock;
 constexpr char kToken[] = "s3cret-token-for-tests";
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::latpred::testing::ReadFile;
 
 TEST(SecurityIntegrationTest, TlsAndTokensGuardWritesAndChangeNothingWhenWrong) {
   char tmpl[] = "/tmp/latpred-tls-XXXXXX";

@@ -25,6 +25,7 @@
 #include "latpred/client/client.h"
 #include "latpred/core/dataset.h"
 #include "latpred/core/stats.h"
+#include "read_file.h"
 
 namespace latpred {
 namespace {
@@ -35,12 +36,7 @@ constexpr char kHeldOut[] = "gold_6226";
 constexpr char kDevice[] = "xeon-gold-6226-new";
 constexpr int kMaxBatch = 512;
 
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using ::latpred::testing::ReadFile;
 
 // A latpred-server child process with its log in a file.
 class ServerProcess {
