@@ -21,6 +21,9 @@ inline absl::string_view AbslView(std::string_view s) {
   return absl::string_view(s.data(), s.size());
 }
 
+// The devices table's columns in the order both stores read a device row.
+inline constexpr char kDeviceColumns[] = "name, labels_json, source, created_ms, updated_ms";
+
 // Milliseconds since the Unix epoch.
 int64_t NowUnixMs();
 

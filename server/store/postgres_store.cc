@@ -157,7 +157,6 @@ absl::StatusOr<std::string> FromHex(std::string_view hex) {
   return out;
 }
 
-constexpr char kDeviceColumns[] = "name, labels_json, source, created_ms, updated_ms";
 constexpr char kModelColumns[] =
     "device, space, version, base_version, encode(blob, 'hex'), meta_json, created_ms";
 

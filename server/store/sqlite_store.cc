@@ -245,7 +245,7 @@ absl::StatusOr<int> Migrate(sqlite3* db, const std::string& path) {
 }
 
 // Device name, labels, source flag and timestamps from a devices row selected as
-// (name, labels_json, source, created_ms, updated_ms).
+// kDeviceColumns.
 absl::StatusOr<Device> ReadDeviceRow(const Statement& stmt) {
   Device device;
   device.name = stmt.ColumnText(0);
@@ -393,10 +393,9 @@ class SqliteStore final : public Store {
     RETURN_IF_ERROR(InTransaction(db_, TxnMode::kRead, what, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(
           Statement select,
-          Statement::Prepare(db_,
-                             "SELECT name, labels_json, source, created_ms, updated_ms "
-                             "FROM devices WHERE name = ?1",
-                             what));
+          Statement::Prepare(
+              db_, absl::StrCat("SELECT ", kDeviceColumns, " FROM devices WHERE name = ?1"),
+              what));
       select.BindText(1, name);
       ASSIGN_OR_RETURN(const bool found, select.Step());
       if (!found) return DeviceNotFound(name);
@@ -426,10 +425,9 @@ class SqliteStore final : public Store {
     RETURN_IF_ERROR(InTransaction(db_, TxnMode::kRead, what, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(
           Statement select,
-          Statement::Prepare(db_,
-                             "SELECT name, labels_json, source, created_ms, updated_ms "
-                             "FROM devices ORDER BY name",
-                             what));
+          Statement::Prepare(
+              db_, absl::StrCat("SELECT ", kDeviceColumns, " FROM devices ORDER BY name"),
+              what));
       std::map<std::string, size_t> index;
       while (true) {
         ASSIGN_OR_RETURN(const bool row, select.Step());
