@@ -26,6 +26,7 @@
 #include "latpred/core/dataset.h"
 #include "latpred/core/search_space.h"
 #include "latpred/predictor/predictor.h"
+#include "latpred/service/head_entry.h"
 #include "latpred/store/store.h"
 #include "latpred/v1/latpred.grpc.pb.h"
 
@@ -106,7 +107,6 @@ struct RunResult {
   double p99_ms = 0;
   int64_t calls = 0;
   int64_t errors = 0;
-  double parse_share = 0;  // in-process runs: share of the time spent parsing
 };
 
 // `clients` threads call PredictLatency with the requests in turn for `seconds`.
@@ -152,31 +152,22 @@ RunResult RunServed(const ServeOptions& o, const std::vector<v1::PredictLatencyR
   return r;
 }
 
-// The same work in-process: parse every architecture and predict, as the service does.
-RunResult RunInProcess(const ServeOptions& o, const predictor::BaseModel& model,
-                       const predictor::DeviceHead& head,
+// The same work in-process: HeadEntry::Predict, the service's own prediction code, on
+// the same requests from the same number of threads, with no RPC.
+RunResult RunInProcess(const ServeOptions& o, const service::HeadEntry& entry,
                        const std::vector<v1::PredictLatencyRequest>& requests) {
   std::atomic<bool> stop{false};
-  std::vector<int64_t> archs(o.clients, 0);
+  std::vector<int64_t> archs(o.clients, 0), errors(o.clients, 0);
   std::vector<std::thread> threads;
-  std::vector<double> parse_s(o.clients, 0), predict_s(o.clients, 0);
-  const core::SearchSpace& space = model.space();
   for (int c = 0; c < o.clients; ++c) {
     threads.emplace_back([&, c] {
       size_t next = c;
       std::vector<double> out;
       while (!stop.load(std::memory_order_relaxed)) {
         const v1::PredictLatencyRequest& req = requests[next++ % requests.size()];
-        const auto t0 = Clock::now();
-        std::vector<core::Architecture> batch;
-        batch.reserve(req.archs_size());
-        for (const std::string& a : req.archs()) batch.push_back(*space.Parse(a));
-        const auto t1 = Clock::now();
-        out.resize(batch.size());
-        model.Predict(head, batch, out.data());
-        parse_s[c] += std::chrono::duration<double>(t1 - t0).count();
-        predict_s[c] += std::chrono::duration<double>(Clock::now() - t1).count();
-        archs[c] += req.archs_size();
+        out.resize(req.archs_size());
+        if (entry.Predict(req.archs(), out.data()).ok()) archs[c] += req.archs_size();
+        else ++errors[c];
       }
     });
   }
@@ -184,13 +175,10 @@ RunResult RunInProcess(const ServeOptions& o, const predictor::BaseModel& model,
   stop = true;
   for (auto& t : threads) t.join();
   RunResult r;
-  double parse = 0, predict = 0;
   for (int c = 0; c < o.clients; ++c) {
     r.archs_per_s += archs[c] / o.seconds;
-    parse += parse_s[c];
-    predict += predict_s[c];
+    r.errors += errors[c];
   }
-  r.parse_share = parse + predict > 0 ? parse / (parse + predict) : 0;
   return r;
 }
 
@@ -226,9 +214,11 @@ int RunServeBench(int argc, char** argv) {
   }
   std::printf("latpred-bench serve: %d clients, %.1f s per run, server %s, device %s\n",
               o.clients, o.seconds, o.server.c_str(), o.device.c_str());
-  std::printf("%-6s %6s %14s %10s %10s %16s %8s  %s\n", "space", "batch", "served arch/s",
-              "p50 ms", "p99 ms", "in-process/s", "ratio",
-              "where the served time goes: parse / predict / gRPC+protobuf+client");
+  std::printf("%-6s %6s %14s %10s %10s %16s %8s %12s %12s\n", "space", "batch",
+              "served arch/s", "p50 ms", "p99 ms", "in-process/s", "ratio", "served us/a",
+              "in-proc us/a");
+  std::printf("(us/a: machine microseconds per architecture, all %u cores)\n",
+              std::max(1u, std::thread::hardware_concurrency()));
   for (const std::string& space_name : o.spaces) {
     auto space = core::GetSearchSpace(space_name);
     auto record = space.ok() ? (*store)->GetLatestModel("", space_name)
@@ -264,19 +254,23 @@ int RunServeBench(int argc, char** argv) {
       std::fprintf(stderr, "latpred-bench serve: %s\n", std::string(table.status().message()).c_str());
       return 1;
     }
+    // The head as the server holds it (its latency table included).
+    const std::shared_ptr<const service::HeadEntry> entry = service::MakeHeadEntry(
+        service::BaseEntry{*model, (*record)->version}, *std::move(head), 0,
+        v1::MODEL_STATE_NONE);
     for (int batch : o.batches) {
       auto requests = MakeRequests(o, *table, batch);
       RunResult served = RunServed(o, requests);
-      RunResult local = RunInProcess(o, **model, *head, requests);
-      // Machine time per architecture: in-process work split by the measured parse share;
-      // whatever the served run spends beyond it is RPC, protobuf and the client threads.
+      RunResult local = RunInProcess(o, *entry, requests);
+      // Machine time per architecture (all cores): what prediction itself costs, and
+      // what serving it costs (gRPC, protobuf and the client threads included).
       const double ratio = served.archs_per_s / local.archs_per_s;
-      const double work = std::min(1.0, ratio);
-      std::printf("%-6s %6d %14.0f %10.3f %10.3f %16.0f %8.2f  %4.0f%% / %4.0f%% / %4.0f%%%s\n",
+      const double cores = std::max(1u, std::thread::hardware_concurrency());
+      std::printf("%-6s %6d %14.0f %10.3f %10.3f %16.0f %8.2f %12.3f %12.3f%s\n",
                   space_name.c_str(), batch, served.archs_per_s, served.p50_ms, served.p99_ms,
-                  local.archs_per_s, ratio, 100 * work * local.parse_share,
-                  100 * work * (1 - local.parse_share), 100 * (1 - work),
-                  served.errors ? "  (errors!)" : "");
+                  local.archs_per_s, ratio, 1e6 * cores / served.archs_per_s,
+                  1e6 * cores / local.archs_per_s,
+                  served.errors || local.errors ? "  (errors!)" : "");
       if (batch == 1 && space_name == o.spaces.front()) {
         ServeOptions single = o;
         single.clients = 1;

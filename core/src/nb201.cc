@@ -24,6 +24,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -47,6 +48,8 @@ constexpr int kNumNodes = 4;
 constexpr int kNumEdges = 6;
 constexpr int kNumOps = 5;
 constexpr int kNumCostDims = 4;
+constexpr int64_t kNumArchitectures = 15625;
+static_assert(kNumArchitectures == kNumOps * kNumOps * kNumOps * kNumOps * kNumOps * kNumOps);
 constexpr int kEncodingSize = 2 * kNumEdges * kNumOps + kNumCostDims;
 constexpr size_t kMaxEcho = 40;
 
@@ -191,30 +194,42 @@ absl::Status ParseGroup(absl::string_view group, int g, size_t offset,
   return absl::OkStatus();
 }
 
+// The op whose name starts text at pos, advancing pos past the name; -1 when none does.
+int MatchOp(std::string_view text, size_t& pos) {
+  const std::string_view rest = text.substr(pos);
+  const auto starts = [&](Op op) {
+    const absl::string_view name = kOpNames[op];
+    return rest.size() >= name.size() && std::memcmp(rest.data(), name.data(), name.size()) == 0;
+  };
+  int op = -1;
+  switch (rest.empty() ? '\0' : rest.front()) {
+    case 'n':
+      op = starts(kNone) ? kNone : starts(kConv3x3) ? kConv3x3 : starts(kConv1x1) ? kConv1x1 : -1;
+      break;
+    case 's':
+      op = starts(kSkip) ? kSkip : -1;
+      break;
+    case 'a':
+      op = starts(kAvgPool) ? kAvgPool : -1;
+      break;
+  }
+  if (op >= 0) pos += kOpNames[op].size();
+  return op;
+}
+
 // The canonical spelling "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|" in one pass without
 // allocating: what clients send in bulk. Returns false on any deviation (whitespace
 // included), leaving the diagnosis to ParseGroup.
-bool ParseCanonical(std::string_view text, std::vector<uint8_t>& ops) {
+bool ParseCanonical(std::string_view text, std::array<uint8_t, kNumEdges>& ops) {
   size_t pos = 0;
-  for (int g = 1; g < kNumNodes; ++g) {
-    if (g > 1) {
-      if (pos >= text.size() || text[pos] != '+') return false;
-      ++pos;
+  const auto expect = [&](char c) { return pos < text.size() && text[pos++] == c; };
+  for (int e = 0; e < kNumEdges; ++e) {
+    if (kEdgeFrom[e] == 0 && ((e > 0 && !expect('+')) || !expect('|'))) return false;
+    const int op = MatchOp(text, pos);
+    if (op < 0 || !expect('~') || !expect(static_cast<char>('0' + kEdgeFrom[e])) || !expect('|')) {
+      return false;
     }
-    if (pos >= text.size() || text[pos] != '|') return false;
-    ++pos;
-    for (int k = 0; k < g; ++k) {
-      const size_t tilde = text.find('~', pos);
-      if (tilde == std::string_view::npos || tilde + 2 >= text.size()) return false;
-      const std::string_view name = text.substr(pos, tilde - pos);
-      int op = -1;
-      for (size_t i = 0; i < kOpNames.size(); ++i) {
-        if (name == std::string_view(kOpNames[i].data(), kOpNames[i].size())) op = static_cast<int>(i);
-      }
-      if (op < 0 || text[tilde + 1] != '0' + k || text[tilde + 2] != '|') return false;
-      ops.push_back(static_cast<uint8_t>(op));
-      pos = tilde + 3;
-    }
+    ops[e] = static_cast<uint8_t>(op);
   }
   return pos == text.size();
 }
@@ -225,10 +240,8 @@ class Nb201SearchSpace final : public SearchSpace {
 
   // Parses "|op~0|+|op~0|op~1|+|op~0|op~1|op~2|", tolerating surrounding whitespace.
   absl::StatusOr<Architecture> Parse(std::string_view text) const override {
-    {
-      Architecture arch;
-      arch.ops.reserve(kNumEdges);
-      if (ParseCanonical(text, arch.ops)) return arch;
+    if (std::array<uint8_t, kNumEdges> ops; ParseCanonical(text, ops)) {
+      return Architecture{std::vector<uint8_t>(ops.begin(), ops.end())};
     }
     const absl::string_view input(text.data(), text.size());
     const absl::string_view trimmed = absl::StripAsciiWhitespace(input);
@@ -298,6 +311,15 @@ class Nb201SearchSpace final : public SearchSpace {
 
   int num_ops() const override { return kNumOps; }
   int num_positions() const override { return kNumEdges; }
+  int64_t enumerable_size() const override { return kNumArchitectures; }
+
+  int64_t ParseIndex(std::string_view text) const override {
+    std::array<uint8_t, kNumEdges> ops;
+    if (!ParseCanonical(text, ops)) return -1;
+    int64_t index = 0;
+    for (int e = kNumEdges - 1; e >= 0; --e) index = index * kNumOps + ops[e];
+    return index;
+  }
 };
 
 }  // namespace

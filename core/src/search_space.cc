@@ -23,6 +23,12 @@ std::vector<const SearchSpace*> AllSpaces() { return {&Nb201Space(), &FbnetSpace
 
 }  // namespace
 
+int64_t SearchSpace::Index(const Architecture& arch) const {
+  int64_t index = 0;
+  for (size_t i = arch.ops.size(); i-- > 0;) index = index * num_ops() + arch.ops[i];
+  return index;
+}
+
 absl::StatusOr<const SearchSpace*> GetSearchSpace(std::string_view name) {
   for (const SearchSpace* space : AllSpaces()) {
     if (space->name() == name) return space;

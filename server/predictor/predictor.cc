@@ -103,20 +103,25 @@ struct BaseModel::Impl {
     scale.assign(s.data_ptr<double>(), s.data_ptr<double>() + features);
   }
 
-  int64_t DenseIndex(const core::Architecture& arch) const {
-    int64_t index = 0;
-    for (size_t i = arch.ops.size(); i-- > 0;) index = index * space->num_ops() + arch.ops[i];
-    return index;
+  int64_t DenseIndex(const core::Architecture& arch) const { return space->Index(arch); }
+
+  // log t = h(a).z + b + x(a).w for the architecture at `index`, from the dense tables.
+  double DenseLogLatency(const DeviceHead& head, int64_t index) const {
+    const double* h = &dense[index * dim];
+    double y = head.b;
+    for (int k = 0; k < dim; ++k) y += h[k] * head.z[k];
+    if (!head.w.empty()) {
+      const double* x = &dense_features[index * features];
+      for (int j = 0; j < features; ++j) y += x[j] * head.w[j];
+    }
+    return y;
   }
 
-  // Fills `dense` and `dense_features` when the space is small enough (after
-  // CopyStandardisation).
+  // Fills `dense` and `dense_features` when the space is small enough to enumerate
+  // (after CopyStandardisation).
   void BuildDenseTable() {
-    int64_t count = 1;
-    for (int i = 0; i < space->num_positions() && count <= kMaxDenseArchitectures; ++i) {
-      count *= space->num_ops();
-    }
-    if (count > kMaxDenseArchitectures) return;
+    const int64_t count = space->enumerable_size();
+    if (count <= 0 || count > kMaxDenseArchitectures) return;
     std::vector<core::Architecture> all(count);
     for (int64_t index = 0; index < count; ++index) {
       all[index].ops.resize(space->num_positions());
@@ -322,19 +327,8 @@ void BaseModel::Predict(const DeviceHead& head, const std::vector<core::Architec
   if (archs.empty()) return;
   const int f = impl_->features;
   if (!impl_->dense.empty()) {
-    // Both terms from the precomputed tables: log t = h(a).z + b + x(a).w.
-    const int dim = impl_->dim;
-    const bool residual = !head.w.empty();
     for (size_t i = 0; i < archs.size(); ++i) {
-      const int64_t index = impl_->DenseIndex(archs[i]);
-      const double* h = &impl_->dense[index * dim];
-      double y = head.b;
-      for (int k = 0; k < dim; ++k) y += h[k] * head.z[k];
-      if (residual) {
-        const double* x = &impl_->dense_features[index * f];
-        for (int j = 0; j < f; ++j) y += x[j] * head.w[j];
-      }
-      out[i] = std::exp(y);
+      out[i] = std::exp(impl_->DenseLogLatency(head, impl_->DenseIndex(archs[i])));
     }
     return;
   }
@@ -349,6 +343,15 @@ void BaseModel::Predict(const DeviceHead& head, const std::vector<core::Architec
     for (int j = 0; j < f; ++j) r += x[j] * head.w[j];
     out[i] *= std::exp(r);
   }
+}
+
+std::vector<double> BaseModel::LatencyTable(const DeviceHead& head) const {
+  const int64_t count = impl_->dense.empty() ? 0 : impl_->space->enumerable_size();
+  std::vector<double> table(count);
+  for (int64_t index = 0; index < count; ++index) {
+    table[index] = std::exp(impl_->DenseLogLatency(head, index));
+  }
+  return table;
 }
 
 void BaseModel::PredictEmbedded(const DeviceHead& head,

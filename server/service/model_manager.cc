@@ -122,12 +122,9 @@ absl::Status ModelManager::LoadHeads(const std::string& space) {
     return absl::FailedPreconditionError(absl::StrCat("no base model for ", space));
   }
   for (const std::string& name : base.model->source_devices()) {
-    auto entry = std::make_shared<HeadEntry>();
-    entry->head = *base.model->SourceHead(name);
-    entry->version = base.version;
-    entry->base_version = base.version;
-    entry->state = v1::MODEL_STATE_SOURCE;
-    registry_->SetHead(name, space, std::move(entry));
+    registry_->SetHead(name, space,
+                       MakeHeadEntry(base, *base.model->SourceHead(name), base.version,
+                                     v1::MODEL_STATE_SOURCE));
   }
   ASSIGN_OR_RETURN(std::vector<store::ModelRecord> heads, store_->GetLatestDeviceModels(space));
   for (const store::ModelRecord& record : heads) {
@@ -138,12 +135,9 @@ absl::Status ModelManager::LoadHeads(const std::string& space) {
       continue;
     }
     ASSIGN_OR_RETURN(predictor::DeviceHead head, predictor::DeviceHead::Deserialize(record.blob));
-    auto entry = std::make_shared<HeadEntry>();
-    entry->head = std::move(head);
-    entry->version = record.version;
-    entry->base_version = record.base_version;
-    entry->state = v1::MODEL_STATE_ADAPTED;
-    registry_->SetHead(record.device, space, std::move(entry));
+    registry_->SetHead(record.device, space,
+                       MakeHeadEntry(base, std::move(head), record.version,
+                                     v1::MODEL_STATE_ADAPTED));
   }
   ASSIGN_OR_RETURN(std::vector<store::Device> devices, store_->ListDevices());
   for (const store::Device& d : devices) {
@@ -218,11 +212,8 @@ absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Adapt(const std::
   record.blob = head.Serialize();
   record.meta_json = FitJson(head.fit);
   ASSIGN_OR_RETURN(int64_t version, store_->PutModel(record));
-  auto entry = std::make_shared<HeadEntry>();
-  entry->head = std::move(head);
-  entry->version = version;
-  entry->base_version = base.version;
-  entry->state = v1::MODEL_STATE_ADAPTED;
+  std::shared_ptr<HeadEntry> entry =
+      MakeHeadEntry(base, std::move(head), version, v1::MODEL_STATE_ADAPTED);
   registry_->SetHead(device, space, entry);
   if (metrics_ != nullptr) metrics_->ObserveAdaptation(entry->head.fit.seconds);
   log_(absl::StrFormat("%s: adapted %s head v%d from %d samples (fit spearman %.3f, LOO MAPE %.1f%%)",
@@ -252,12 +243,9 @@ absl::Status ModelManager::Sync(const std::string& space) {
     if (!record.has_value() || record->base_version != base.version) continue;
     ASSIGN_OR_RETURN(predictor::DeviceHead fitted,
                      predictor::DeviceHead::Deserialize(record->blob));
-    auto entry = std::make_shared<HeadEntry>();
-    entry->head = std::move(fitted);
-    entry->version = record->version;
-    entry->base_version = record->base_version;
-    entry->state = v1::MODEL_STATE_ADAPTED;
-    registry_->SetHead(device, space, std::move(entry));
+    registry_->SetHead(device, space,
+                       MakeHeadEntry(base, std::move(fitted), record->version,
+                                     v1::MODEL_STATE_ADAPTED));
     log_(absl::StrCat(device, ": ", space, " head v", record->version,
                       " loaded (stored by another replica)"));
   }
@@ -302,15 +290,15 @@ absl::Status ModelManager::RefreshZeroShot(const store::Device& device, const st
       refs.push_back(predictor::Observation{*arch, f.value});
     }
   }
-  auto entry = std::make_shared<HeadEntry>();
+  predictor::DeviceHead head;
   if (refs.empty()) {
-    entry->head = base.model->Prior();
+    head = base.model->Prior();
   } else {
-    ASSIGN_OR_RETURN(entry->head, base.model->Adapt(refs));
+    ASSIGN_OR_RETURN(head, base.model->Adapt(refs));
   }
-  entry->base_version = base.version;
-  entry->state = v1::MODEL_STATE_ZERO_SHOT;
-  registry_->SetHead(device.name, space, std::move(entry));
+  registry_->SetHead(device.name, space,
+                     MakeHeadEntry(base, std::move(head), /*version=*/0,
+                                   v1::MODEL_STATE_ZERO_SHOT));
   return absl::OkStatus();
 }
 

@@ -12,24 +12,9 @@
 #include <utility>
 
 #include "absl/synchronization/mutex.h"
-#include "latpred/predictor/predictor.h"
-#include "latpred/v1/latpred.pb.h"
+#include "latpred/service/head_entry.h"
 
 namespace latpred::service {
-
-// A base model and the version the store gave it.
-struct BaseEntry {
-  std::shared_ptr<const predictor::BaseModel> model;
-  int64_t version = 0;
-};
-
-// The head a device predicts with in one space.
-struct HeadEntry {
-  predictor::DeviceHead head;
-  int64_t version = 0;       // the device's model version (source devices: the base's)
-  int64_t base_version = 0;  // base model the head belongs to
-  v1::ModelState state = v1::MODEL_STATE_NONE;
-};
 
 class ModelRegistry {
  public:

@@ -341,7 +341,7 @@ absl::Status LatencyPredictorService::DoPredictLatency(const v1::PredictLatencyR
                                                        v1::PredictLatencyResponse* response) {
   RETURN_IF_ERROR(CheckReady());
   RETURN_IF_ERROR(ValidateDeviceName(request.device()));
-  ASSIGN_OR_RETURN(const core::SearchSpace* space, core::GetSearchSpace(request.space()));
+  RETURN_IF_ERROR(core::GetSearchSpace(request.space()).status());
   RETURN_IF_ERROR(CheckBatchSize(request.archs_size(), ctx_.max_batch, "architectures"));
   std::shared_ptr<const HeadEntry> head = ctx_.registry->GetHead(request.device(), request.space());
   if (head == nullptr) {
@@ -352,11 +352,8 @@ absl::Status LatencyPredictorService::DoPredictLatency(const v1::PredictLatencyR
         " model yet: submit samples and call AdaptDevice, or register a descriptor for a "
         "zero-shot prediction"));
   }
-  BaseEntry base = ctx_.registry->GetBase(request.space());
-  ASSIGN_OR_RETURN(std::vector<core::Architecture> archs,
-                   ParseBatch(*space, request.archs(), "archs"));
-  response->mutable_latency_ms()->Resize(static_cast<int>(archs.size()), 0.0);
-  base.model->Predict(head->head, archs, response->mutable_latency_ms()->mutable_data());
+  response->mutable_latency_ms()->Resize(request.archs_size(), 0.0);
+  RETURN_IF_ERROR(head->Predict(request.archs(), response->mutable_latency_ms()->mutable_data()));
   response->set_model_version(head->version);
   response->set_state(head->state);
   response->set_zero_shot(head->state == v1::MODEL_STATE_ZERO_SHOT);

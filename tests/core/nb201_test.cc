@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "latpred/core/search_space.h"
@@ -90,13 +91,40 @@ TEST(Nb201Parse, EveryCanonicalStringRoundTrips) {
     absl::StatusOr<Architecture> parsed = Space().Parse(text);
     ASSERT_TRUE(parsed.ok()) << text << ": " << parsed.status();
     ASSERT_EQ(parsed->ops, arch.ops) << text;
+    ASSERT_EQ(Space().Index(arch), index) << text;
+    ASSERT_EQ(Space().ParseIndex(text), index) << text;
   }
+  EXPECT_EQ(Space().enumerable_size(), 15625);
   EXPECT_THAT(ParseError("|none~0|+|none~0|none~1|+|none~0|none~1|none~3|"),
               HasSubstr("bad node index"));
   EXPECT_THAT(ParseError("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|x"),
               HasSubstr("trailing characters"));
   EXPECT_THAT(ParseError("|none~0|+|none~0|none~1|+|none~0|none~1|nono~2|"),
               HasSubstr("unknown op"));
+}
+
+// ParseIndex takes the canonical spelling only; anything else is -1, for Parse to accept
+// (surrounding whitespace) or diagnose.
+TEST(Nb201Parse, ParseIndexRejectsEveryOtherSpelling) {
+  const std::string canonical = kMixed;
+  ASSERT_GE(Space().ParseIndex(canonical), 0);
+  EXPECT_EQ(Space().ParseIndex(canonical), Space().Index(MustParse(canonical)));
+  for (const std::string& text :
+       {std::string(" ") + canonical, canonical + "\n", canonical + "|", canonical.substr(1),
+        canonical.substr(0, canonical.size() - 1), std::string(""), std::string("|"),
+        std::string("|none~0|+|none~0|none~1|+|none~0|none~1|none~3|"),
+        std::string("|none~0|+|none~0|none~1|+|none~0|none~1|nono~2|"),
+        std::string("|none~0|+|none~0|none~1|+|none~0|none~1|nor_conv_5x5~2|"),
+        std::string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|+|none~0|"),
+        std::string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2"),
+        std::string("|none~0|+|none~0|none~1|+|none~0|none~1|none~22|"),
+        std::string("|none~0|+|none~0||none~1|+|none~0|none~1|none~2|"),
+        std::string("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|\0", 48)}) {
+    EXPECT_EQ(Space().ParseIndex(text), -1) << absl::CEscape(text);
+  }
+  EXPECT_EQ(FbnetSpace().enumerable_size(), 0);
+  const Architecture all_skip{std::vector<uint8_t>(22, 8)};
+  EXPECT_EQ(FbnetSpace().ParseIndex(FbnetSpace().Canonical(all_skip)), -1);
 }
 
 TEST(Nb201Parse, ToleratesSurroundingWhitespaceOnly) {

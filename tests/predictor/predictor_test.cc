@@ -135,6 +135,29 @@ TEST_F(PredictorTest, SerialisedModelPredictsTheSame) {
   for (int i = 0; i < 50; ++i) EXPECT_DOUBLE_EQ(a[i], b[i]);
 }
 
+// The serving table holds exactly what Predict computes, for every architecture, with
+// and without a residual on the features.
+TEST_F(PredictorTest, LatencyTableEqualsPredictEverywhere) {
+  std::set<size_t> used;
+  auto adapted = (*model_)->Adapt(RandomObservations(20, &used));
+  ASSERT_TRUE(adapted.ok()) << adapted.status();
+  std::vector<core::Architecture> all(15625);
+  for (int64_t index = 0; index < 15625; ++index) {
+    all[index].ops.resize(6);
+    for (int e = 0, rest = static_cast<int>(index); e < 6; ++e, rest /= 5) {
+      all[index].ops[e] = static_cast<uint8_t>(rest % 5);
+    }
+    ASSERT_EQ(core::Nb201Space().Index(all[index]), index);
+  }
+  for (const DeviceHead& head : {(*model_)->Prior(), *adapted, *(*model_)->SourceHead("pixel2")}) {
+    const std::vector<double> table = (*model_)->LatencyTable(head);
+    ASSERT_EQ(table.size(), all.size());
+    std::vector<double> predicted(all.size());
+    (*model_)->Predict(head, all, predicted.data());
+    for (size_t i = 0; i < all.size(); ++i) ASSERT_EQ(table[i], predicted[i]) << i;
+  }
+}
+
 TEST_F(PredictorTest, CorruptModelBlobIsDataLoss) {
   auto restored = BaseModel::Deserialize(core::Nb201Space(), "12\nnot a model");
   EXPECT_EQ(restored.status().code(), absl::StatusCode::kDataLoss);

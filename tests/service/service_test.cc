@@ -1,11 +1,14 @@
-// Unit tests of the service's building blocks: status conversion, the job queue and
-// the model registry's atomic swaps.
+// Unit tests of the service's building blocks: status conversion, the job queue, the
+// model registry's atomic swaps and the head entries PredictLatency reads.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
+#include "latpred/core/dataset.h"
+#include "latpred/core/search_space.h"
 #include "grpc_status.h"
 #include "job_queue.h"
 #include "model_registry.h"
@@ -89,6 +92,71 @@ TEST(ModelRegistryTest, ConcurrentReadersSeeOneVersionOrTheNext) {
   stop = true;
   reader.join();
   EXPECT_EQ(bad.load(), 0) << "a reader saw versions go backwards";
+}
+
+// A small NB201 base model trained on the bundled data (a few seconds on 2 cores).
+std::shared_ptr<const predictor::BaseModel> SmallNb201Model() {
+  auto table = core::ReadLatencyTable(LATPRED_DATA_DIR "/help/nb201_latency.csv",
+                                      core::Nb201Space());
+  EXPECT_TRUE(table.ok()) << table.status();
+  predictor::TrainingData data;
+  data.space = &core::Nb201Space();
+  data.devices = table->devices;
+  for (size_t r = 0; r < 1500; ++r) {
+    data.archs.push_back(table->archs[r]);
+    for (size_t c = 0; c < table->devices.size(); ++c) data.latency_ms.push_back(table->at(r, c));
+  }
+  predictor::TrainOptions options;
+  options.epochs = 3;
+  options.threads = 2;
+  auto model = predictor::BaseModel::Train(data, options);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return *model;
+}
+
+// A head entry answers from its latency table exactly what the base model predicts, on
+// canonical strings (the fast path) and on tolerated spellings (the full parser), and
+// names the first bad item.
+TEST(HeadEntryTest, PredictsFromTheTableWhatTheModelPredicts) {
+  const BaseEntry base{SmallNb201Model(), 3};
+  ASSERT_NE(base.model, nullptr);
+  std::shared_ptr<const HeadEntry> entry =
+      MakeHeadEntry(base, base.model->Prior(), 7, v1::MODEL_STATE_ZERO_SHOT);
+  EXPECT_EQ(entry->version, 7);
+  EXPECT_EQ(entry->base_version, 3);
+  ASSERT_EQ(entry->table.size(), 15625u);
+
+  const core::SearchSpace& space = core::Nb201Space();
+  google::protobuf::RepeatedPtrField<std::string> texts;
+  std::vector<core::Architecture> archs;
+  for (int64_t index = 0; index < 15625; index += 97) {
+    core::Architecture arch;
+    for (int e = 0, rest = static_cast<int>(index); e < 6; ++e, rest /= 5) {
+      arch.ops.push_back(static_cast<uint8_t>(rest % 5));
+    }
+    // Every third one spelled with surrounding whitespace: the slow path.
+    *texts.Add() = (index % 3 == 0 ? " " : "") + space.Canonical(arch);
+    archs.push_back(arch);
+  }
+  std::vector<double> served(archs.size()), direct(archs.size());
+  ASSERT_TRUE(entry->Predict(texts, served.data()).ok());
+  base.model->Predict(entry->head, archs, direct.data());
+  for (size_t i = 0; i < archs.size(); ++i) EXPECT_EQ(served[i], direct[i]) << i;
+
+  // Without a table (as in spaces too large to enumerate): the same values.
+  HeadEntry untabled = *entry;
+  untabled.table.clear();
+  std::vector<double> slow(archs.size());
+  ASSERT_TRUE(untabled.Predict(texts, slow.data()).ok());
+  for (size_t i = 0; i < archs.size(); ++i) EXPECT_EQ(slow[i], direct[i]) << i;
+
+  *texts.Mutable(2) = "|conv~0|+|none~0|none~1|+|none~0|none~1|none~2|";
+  for (const HeadEntry* e : {entry.get(), static_cast<const HeadEntry*>(&untabled)}) {
+    absl::Status status = e->Predict(texts, served.data(), "candidates");
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_TRUE(absl::StartsWith(status.message(), "candidates[2]: ")) << status;
+    EXPECT_NE(status.message().find("unknown op"), std::string::npos) << status;
+  }
 }
 
 }  // namespace

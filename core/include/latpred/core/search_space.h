@@ -68,6 +68,17 @@ class SearchSpace {
   // Number of operations per layer/edge and number of layers/edges.
   virtual int num_ops() const = 0;
   virtual int num_positions() const = 0;
+
+  // Number of architectures when the space is small enough to enumerate (nb201:
+  // 15,625), else 0.
+  virtual int64_t enumerable_size() const { return 0; }
+  // Position of arch in that enumeration: its ops are the digits of a base-num_ops()
+  // number, the first op least significant. Only meaningful when enumerable_size() > 0.
+  int64_t Index(const Architecture& arch) const;
+  // Index() of a canonically spelled architecture, parsed without allocating: the hot
+  // path of bulk prediction. -1 for any other text (Parse accepts the spellings it
+  // tolerates and diagnoses errors) and in spaces that are not enumerable.
+  virtual int64_t ParseIndex(std::string_view /*text*/) const { return -1; }
 };
 
 // The space called name ("nb201", "fbnet"), or INVALID_ARGUMENT listing the known ones.
