@@ -6,7 +6,9 @@
 // the spread of the source heads, scaled; the noise is the base model's residual
 // variance, scaled. Every combination on a small grid is scored by the marginal
 // likelihood (evidence) of the samples. Stage 2 adds, on top of each of the three best
-// stage-1 settings, a residual on the architecture's features with a grid of variances. The head
+// stage-1 settings, a residual on the architecture's features with a grid of variances.
+// A third family, the cost model, ignores the source devices: log latency from the
+// architecture's features (FLOPs, bytes, kernels, operations) alone. The head
 // is the evidence-weighted average of every setting's posterior mean (Bayesian model
 // averaging over the grid), so a residual only matters as far as the evidence backs
 // it. All of it is closed form in at most
@@ -33,6 +35,14 @@ constexpr double kNoiseScales[] = {0.5, 2.0, 8.0};
 // bytes, kernels), which a device far from the sources may need much more of.
 constexpr double kOpResidualVariances[] = {0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2};
 constexpr double kCostResidualVariances[] = {0, 1e-2, 1e-1, 1};
+// The cost model, a candidate that does not lean on the source devices at all: log
+// latency = b + x(a) . w with z pinned to 0, so a device unlike every source (a desktop
+// GPU learned from edge accelerators) can fall back on how latency scales with FLOPs,
+// bytes, kernels and operations instead of on a misleading embedding prior. Its noise
+// is larger than the base model's, hence its own grid of noise scales.
+constexpr double kCostModelCostVariances[] = {0.1, 1, 10};
+constexpr double kCostModelOpVariances[] = {0, 1e-3, 1e-2};
+constexpr double kCostModelNoiseScales[] = {2.0, 8.0, 32.0};
 // Leave-one-out refits are cheap; cap them so that thousands of samples stay fast.
 constexpr int kMaxLooSamples = 200;
 // Stage 2 builds on this many of the best stage-1 settings.
@@ -279,6 +289,42 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
           best_setting = std::move(setting);
           chosen_rows = &rows2;
           chosen_p = p2;
+        }
+      }
+    }
+  }
+
+  // The cost model (see kCostModelCostVariances): z pinned to 0, b nearly flat.
+  {
+    const int first_cost = p2 - core::SearchSpace::kCostFeatures;
+    for (double op_var : kCostModelOpVariances) {
+      for (double cost_var : kCostModelCostVariances) {
+        for (double scale : kCostModelNoiseScales) {
+          PriorSetting setting;
+          setting.mean.assign(p2, 0.0);
+          setting.cov = Matrix(p2);
+          setting.cov_lower = Matrix(p2);
+          setting.cov_inv = Matrix(p2);
+          for (int i = 0; i < p2; ++i) {
+            double var = i < dim ? 0 : i == dim ? kBiasPriorVariance
+                                                : i >= first_cost ? cost_var : op_var;
+            var = std::max(1e-10, var);
+            setting.cov(i, i) = var;
+            setting.cov_lower(i, i) = std::sqrt(var);
+            setting.cov_inv(i, i) = 1 / var;
+          }
+          setting.noise = scale * noise_variance();
+          std::vector<double> theta;
+          double evidence = Posterior(gram2, setting.mean, setting.cov_lower, setting.cov_inv,
+                                      setting.noise, &theta);
+          if (evidence != -INFINITY) scored.emplace_back(evidence, theta);
+          if (evidence > best) {
+            best = evidence;
+            best_theta = std::move(theta);
+            best_setting = std::move(setting);
+            chosen_rows = &rows2;
+            chosen_p = p2;
+          }
         }
       }
     }
