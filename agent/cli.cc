@@ -132,14 +132,19 @@ absl::Status CmdMeasure(const Args& a) {
     if (!arch.ok()) return arch.status();
     parsed.push_back(*arch);
   }
+  // Groups of networks timed interleaved, so that the machine's drifts of speed do not
+  // reorder them; each group's lines print as soon as it is done.
   bool header = false;
-  for (const auto& arch : parsed) {
-    auto r = MeasureArch(**space, arch, m);
+  for (const auto& [begin, end] : MeasureGroups(parsed.size())) {
+    const std::vector<core::Architecture> group(parsed.begin() + begin, parsed.begin() + end);
+    auto r = MeasureArchs(**space, group, m);
     if (!r.ok()) return r.status();
     if (!header) std::printf("arch,latency_ms,spread_ms,runs\n");
     header = true;
-    std::printf("%s,%.4f,%.4f,%d\n", (*space)->Canonical(arch).c_str(), r->median_ms, r->spread_ms,
-                r->runs);
+    for (size_t i = 0; i < group.size(); ++i) {
+      std::printf("%s,%.4f,%.4f,%d\n", (*space)->Canonical(group[i]).c_str(), (*r)[i].median_ms,
+                  (*r)[i].spread_ms, (*r)[i].runs);
+    }
     std::fflush(stdout);
   }
   return absl::OkStatus();

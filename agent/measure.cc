@@ -364,44 +364,98 @@ absl::StatusOr<std::unique_ptr<Network>> BuildNetwork(const core::SearchSpace& s
   return std::unique_ptr<Network>(new TorchNetwork(std::move(body), *device, options.batch_size));
 }
 
-Measurement TimeRuns(const std::function<void()>& run, const MeasureOptions& options) {
-  for (int i = 0; i < options.warmup; ++i) run();
-  std::vector<double> times;
-  const auto start = Clock::now();
-  double previous = -1;
-  const int batch = std::max(1, options.batch_runs);
-  while (static_cast<int>(times.size()) < std::max(1, options.max_runs)) {
-    for (int i = 0; i < batch && static_cast<int>(times.size()) < options.max_runs; ++i) {
-      const auto t0 = Clock::now();
-      run();
-      times.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
-    }
-    const double median = Median(times);
-    const bool enough =
-        static_cast<int>(times.size()) >= options.min_runs &&
-        std::chrono::duration<double>(Clock::now() - start).count() >= options.min_seconds;
-    if (enough && previous > 0 && std::abs(median - previous) < options.rel_tol * previous) break;
-    previous = median;
-    if (enough &&
-        std::chrono::duration<double>(Clock::now() - start).count() > options.max_seconds) {
-      break;
-    }
+std::vector<Measurement> TimeInterleaved(const std::vector<std::function<void()>>& runs,
+                                         const MeasureOptions& options) {
+  const size_t n = runs.size();
+  if (n == 0) return {};
+  for (const auto& run : runs) {
+    for (int i = 0; i < options.warmup; ++i) run();
   }
-  Measurement m;
-  m.median_ms = Median(times);
-  m.spread_ms = Iqr(times);
-  m.runs = static_cast<int>(times.size());
-  return m;
+  // A turn gives each network a few runs; a round is one turn of every network. With
+  // many networks a turn is one run, so a round stays short against the machine's
+  // drifts of speed.
+  const int batch = std::max(1, options.batch_runs);
+  const int per_turn = std::max<int>(1, batch / static_cast<int>(n));
+  const int rounds_per_check = std::max(1, batch / per_turn);
+  const int max_runs = std::max(1, options.max_runs);
+  const double budget = options.min_seconds * n;
+  // One network alone may take up to max_seconds to settle; a group stops at three
+  // times its budget, so that the time a group takes stays predictable.
+  const double cap = n == 1 ? options.max_seconds
+                            : std::min(options.max_seconds * n, std::max(3 * budget, 1.0));
+  std::vector<std::vector<double>> times(n);
+  std::vector<double> previous(n, -1);
+  double timed = 0;
+  for (bool stop = false; !stop;) {
+    for (int r = 0; r < rounds_per_check && !stop; ++r) {
+      for (size_t k = 0; k < n; ++k) {
+        for (int i = 0; i < per_turn && static_cast<int>(times[k].size()) < max_runs; ++i) {
+          const auto t0 = Clock::now();
+          runs[k]();
+          const double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+          times[k].push_back(ms);
+          timed += ms / 1000;
+        }
+        stop |= static_cast<int>(times[k].size()) >= max_runs;
+      }
+    }
+    bool enough = timed >= budget, stable = true;
+    for (size_t k = 0; k < n; ++k) {
+      const double median = Median(times[k]);
+      enough &= static_cast<int>(times[k].size()) >= options.min_runs;
+      stable &= previous[k] > 0 && std::abs(median - previous[k]) < options.rel_tol * previous[k];
+      previous[k] = median;
+    }
+    stop |= enough && (stable || timed > cap);
+    if (options.progress) options.progress(stop ? 1.0 : std::min(0.99, timed / budget));
+  }
+  std::vector<Measurement> out(n);
+  for (size_t k = 0; k < n; ++k) {
+    out[k].median_ms = Median(times[k]);
+    out[k].spread_ms = Iqr(times[k]);
+    out[k].runs = static_cast<int>(times[k].size());
+  }
+  return out;
+}
+
+Measurement TimeRuns(const std::function<void()>& run, const MeasureOptions& options) {
+  return TimeInterleaved({run}, options).front();
+}
+
+absl::StatusOr<std::vector<Measurement>> MeasureArchs(
+    const core::SearchSpace& space, const std::vector<core::Architecture>& archs,
+    const MeasureOptions& options) {
+  SetTorchThreads(options.threads);
+  std::vector<std::unique_ptr<Network>> nets;
+  std::vector<std::function<void()>> runs;
+  for (const core::Architecture& arch : archs) {
+    auto net = BuildNetwork(space, arch, options);
+    if (!net.ok()) return net.status();
+    nets.push_back(*std::move(net));
+    Network* raw = nets.back().get();
+    runs.push_back([raw] { raw->Forward(); });
+  }
+  return TimeInterleaved(runs, options);
+}
+
+std::vector<std::pair<size_t, size_t>> MeasureGroups(size_t n) {
+  constexpr size_t kMaxGroup = 16;
+  std::vector<std::pair<size_t, size_t>> out;
+  const size_t groups = (n + kMaxGroup - 1) / kMaxGroup;
+  for (size_t g = 0, begin = 0; g < groups; ++g) {
+    const size_t end = begin + (n - begin) / (groups - g) + ((n - begin) % (groups - g) ? 1 : 0);
+    out.emplace_back(begin, end);
+    begin = end;
+  }
+  return out;
 }
 
 absl::StatusOr<Measurement> MeasureArch(const core::SearchSpace& space,
                                         const core::Architecture& arch,
                                         const MeasureOptions& options) {
-  SetTorchThreads(options.threads);
-  auto net = BuildNetwork(space, arch, options);
-  if (!net.ok()) return net.status();
-  Network* n = net->get();
-  return TimeRuns([n] { n->Forward(); }, options);
+  auto m = MeasureArchs(space, {arch}, options);
+  if (!m.ok()) return m.status();
+  return m->front();
 }
 
 double GemmGflops(int n, int threads, double seconds) {

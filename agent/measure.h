@@ -10,6 +10,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -31,6 +32,9 @@ struct MeasureOptions {
   int batch_runs = 10;      // runs between two stability checks
   double rel_tol = 0.01;    // stop when the median moved less than this over a batch
   double max_seconds = 20;  // time cap of the timed runs of one network
+  // Called during TimeInterleaved with the share of the group's time budget spent so
+  // far (0 to 1): for a progress bar.
+  std::function<void(double)> progress;
 };
 
 // Result of timing one network.
@@ -65,10 +69,31 @@ absl::StatusOr<std::unique_ptr<Network>> BuildNetwork(const core::SearchSpace& s
 // is stable, or max_runs or max_seconds is reached.
 Measurement TimeRuns(const std::function<void()>& run, const MeasureOptions& options);
 
+// Times several networks interleaved: after their warm-up, rounds in which each runs
+// in turn (one run each when there are batch_runs or more networks), until every one
+// has min_runs, the group has min_seconds per network of timed runs and every median
+// moved less than rel_tol over the last batch_runs runs; or until any reaches
+// max_runs, or the group has run three times its min_seconds budget. A machine whose
+// speed drifts (frequency scaling, other tenants, a VM's host) then slows every
+// network of the group alike instead of whichever one was being timed: their ratios
+// and ranking hold. One network alone is TimeRuns.
+std::vector<Measurement> TimeInterleaved(const std::vector<std::function<void()>>& runs,
+                                         const MeasureOptions& options);
+
 // Builds and times arch. Sets the torch thread count to options.threads.
 absl::StatusOr<Measurement> MeasureArch(const core::SearchSpace& space,
                                         const core::Architecture& arch,
                                         const MeasureOptions& options);
+
+// Builds every arch, then times them interleaved (TimeInterleaved). Callers split long
+// lists with MeasureGroups so that the networks of a group fit in memory together.
+absl::StatusOr<std::vector<Measurement>> MeasureArchs(
+    const core::SearchSpace& space, const std::vector<core::Architecture>& archs,
+    const MeasureOptions& options);
+
+// Splits n items into consecutive groups of at most 16, of nearly equal sizes: the
+// [begin, end) ranges to measure together.
+std::vector<std::pair<size_t, size_t>> MeasureGroups(size_t n);
 
 // FP32 GEMM rate of torch::mm on n x n matrices on the CPU, GFLOP/s (threads as
 // given).

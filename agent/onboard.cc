@@ -201,37 +201,53 @@ absl::Status Onboard(const OnboardOptions& o) {
     }
   }
 
-  // Measures (or reuses) archs; appends new measurements to the spool.
+  // Measures (or reuses) archs; appends new measurements to the spool. The ones to
+  // measure are timed interleaved in groups (MeasureGroups), so that the machine's
+  // drifts of speed scale a group alike instead of skewing single samples; each group
+  // is spooled as soon as it is done.
   int reused = 0, measured = 0;
   auto measure_all = [&](const std::vector<std::string>& archs,
                          const char* what) -> absl::StatusOr<std::vector<Measurement>> {
-    std::vector<Measurement> out;
-    int to_measure = 0;
-    for (const auto& a : archs) to_measure += spooled.count(a) ? 0 : 1;
-    int done_new = 0;
-    double spent = 0;
+    std::vector<size_t> todo;
     for (size_t i = 0; i < archs.size(); ++i) {
-      auto it = spooled.find(archs[i]);
-      if (it != spooled.end()) {
+      if (spooled.count(archs[i])) {
         ++reused;
-        out.push_back(it->second);
-        continue;
+      } else {
+        todo.push_back(i);
       }
-      auto arch = space.Parse(archs[i]);
-      if (!arch.ok()) return arch.status();
-      const auto t0 = Clock::now();
-      auto m = MeasureArch(space, *arch, o.measure);
-      if (!m.ok()) return m.status();
-      spent += Since(t0);
-      ++done_new;
-      ++measured;
-      if (auto s = AppendSpool(spool, archs[i], *m, what); !s.ok()) return s;
-      spooled[archs[i]] = *m;
-      out.push_back(*m);
-      const double eta = spent / done_new * (to_measure - done_new);
-      std::fprintf(stderr, "[%s %zu/%zu] %s %.3f ms (+-%.3f, %d runs)  ETA %.0f s\n", what, i + 1,
-                   archs.size(), archs[i].c_str(), m->median_ms, m->spread_ms, m->runs, eta);
     }
+    for (const auto& [begin, end] : MeasureGroups(todo.size())) {
+      std::vector<core::Architecture> group;
+      for (size_t j = begin; j < end; ++j) {
+        auto arch = space.Parse(archs[todo[j]]);
+        if (!arch.ok()) return arch.status();
+        group.push_back(*std::move(arch));
+      }
+      MeasureOptions m = o.measure;
+      const auto t0 = Clock::now();
+      m.progress = [&, begin = begin, end = end](double done) {
+        // Time per network so far, applied to the networks not measured yet.
+        const double per_net = Since(t0) / std::max(done, 1e-3) / (end - begin);
+        const double eta = per_net * ((1 - done) * (end - begin) + (todo.size() - end));
+        const int bar = static_cast<int>(done * 20);
+        std::fprintf(stderr, "\r[%s %zu-%zu/%zu] [%-20s] %3.0f%%  ETA %.0f s ", what, begin + 1,
+                     end, todo.size(), std::string(bar, '#').c_str(), 100 * done, eta);
+      };
+      auto ms = MeasureArchs(space, group, m);
+      std::fprintf(stderr, "\n");
+      if (!ms.ok()) return ms.status();
+      for (size_t j = begin; j < end; ++j) {
+        const std::string& a = archs[todo[j]];
+        const Measurement& r = (*ms)[j - begin];
+        if (auto s = AppendSpool(spool, a, r, what); !s.ok()) return s;
+        spooled[a] = r;
+        ++measured;
+        std::fprintf(stderr, "  %s %.3f ms (+-%.3f, %d runs)\n", a.c_str(), r.median_ms,
+                     r.spread_ms, r.runs);
+      }
+    }
+    std::vector<Measurement> out;
+    for (const std::string& a : archs) out.push_back(spooled.at(a));
     return out;
   };
 

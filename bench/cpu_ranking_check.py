@@ -91,6 +91,15 @@ def main():
     print(f"re-measurement: median |dev| {100 * devs[len(devs) // 2]:.1f}%, "
           f"90th pct {100 * devs[int(0.9 * (len(devs) - 1))]:.1f}%, max {100 * devs[-1]:.1f}%, "
           f"within 5%: {sum(d <= 0.05 for d in devs)}/{len(devs)}")
+    # A machine whose speed changed between the runs (a VM's host, frequency scaling)
+    # moves every median alike: the deviation left after the common factor, and the
+    # ranking of the two runs, say how consistent the timings are among themselves.
+    ratios = sorted(second[a] / first[a] for a in archs)
+    common = ratios[len(ratios) // 2]
+    rel = sorted(abs(second[a] / first[a] / common - 1) for a in archs)
+    print(f"  after the common factor {common:.3f}: median |dev| {100 * rel[len(rel) // 2]:.1f}%, "
+          f"max {100 * rel[-1]:.1f}%, within 5%: {sum(d <= 0.05 for d in rel)}/{len(rel)}; "
+          f"Spearman run 1 vs run 2 {spearman(mine, [second[a] for a in archs]):.3f}")
     best = -1.0
     for name in XEON_COLUMNS + OTHER_CPU_COLUMNS:
         published = [float(row[col[name]]) for row in chosen]
@@ -106,6 +115,12 @@ def main():
     if len(pairs) >= 3:
         rho = spearman([x for x, _ in pairs], [y for _, y in pairs])
         print(f"  Spearman vs LatBench {cpu} {rho:.3f} ({len(pairs)} archs)")
+    # For scale: how the published CPUs rank the same architectures against each other.
+    agree = []
+    for i, x in enumerate(XEON_COLUMNS):
+        for y in XEON_COLUMNS[i + 1:]:
+            agree.append(spearman([float(r[col[x]]) for r in chosen], [float(r[col[y]]) for r in chosen]))
+    print(f"  (published Xeon columns against each other: Spearman {min(agree):.3f} to {max(agree):.3f})")
     verdict = "PASS" if best >= args.min_spearman else "FAIL"
     print(f"best Xeon Spearman {best:.3f} (floor {args.min_spearman}): {verdict}")
     return 0 if best >= args.min_spearman else 1

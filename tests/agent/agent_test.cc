@@ -170,6 +170,46 @@ TEST(Timing, StopsAtCapAndMinimum) {
   EXPECT_DOUBLE_EQ(Iqr({1, 2, 3, 4, 5}), 2);
 }
 
+// A machine that halves its speed midway: timed one after the other, the second network
+// would look 4x the first; interleaved, both see the same mix of fast and slow runs and
+// keep their true 2x ratio.
+TEST(Timing, InterleavingKeepsRatiosWhenTheMachineDrifts) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto slowdown = [&] {
+    return std::chrono::steady_clock::now() - start > std::chrono::milliseconds(150) ? 2 : 1;
+  };
+  const auto sleep_ms = [](double ms) {
+    std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(ms));
+  };
+  MeasureOptions o;
+  o.warmup = 0;
+  o.min_runs = 10;
+  o.min_seconds = 0.15;  // 0.3 s for the pair: half before the slowdown, half after
+  o.rel_tol = 0;         // run the whole budget
+  std::vector<double> progress;
+  o.progress = [&](double done) { progress.push_back(done); };
+  std::vector<Measurement> m = TimeInterleaved(
+      {[&] { sleep_ms(2.0 * slowdown()); }, [&] { sleep_ms(4.0 * slowdown()); }}, o);
+  ASSERT_EQ(m.size(), 2u);
+  const double ratio = m[1].median_ms / m[0].median_ms;
+  EXPECT_GT(ratio, 1.5) << m[0].median_ms << " vs " << m[1].median_ms;
+  EXPECT_LT(ratio, 2.7) << m[0].median_ms << " vs " << m[1].median_ms;
+  EXPECT_GE(m[0].runs, o.min_runs);
+  ASSERT_FALSE(progress.empty());
+  EXPECT_TRUE(std::is_sorted(progress.begin(), progress.end()));
+  EXPECT_DOUBLE_EQ(progress.back(), 1.0);
+}
+
+TEST(Timing, GroupsAreAtMostSixteenAndBalanced) {
+  using Groups = std::vector<std::pair<size_t, size_t>>;
+  EXPECT_EQ(MeasureGroups(0), Groups{});
+  EXPECT_EQ(MeasureGroups(3), (Groups{{0, 3}}));
+  EXPECT_EQ(MeasureGroups(16), (Groups{{0, 16}}));
+  EXPECT_EQ(MeasureGroups(17), (Groups{{0, 9}, {9, 17}}));
+  EXPECT_EQ(MeasureGroups(20), (Groups{{0, 10}, {10, 20}}));
+  EXPECT_EQ(MeasureGroups(33), (Groups{{0, 11}, {11, 22}, {22, 33}}));
+}
+
 TEST(Describe, JsonHasMicrobenchmarksAndPapi) {
   DescribeOptions o;
   o.quick = true;
