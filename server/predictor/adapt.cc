@@ -8,7 +8,8 @@
 // likelihood (evidence) of the samples. Stage 2 adds, on top of each of the three best
 // stage-1 settings, a residual on the architecture's features with a grid of variances.
 // A third family, the cost model, ignores the source devices: log latency from the
-// architecture's features (FLOPs, bytes, kernels, operations) alone. The head
+// architecture's features (FLOPs, bytes, kernels, operations) alone, down to its
+// simplest member, latency as a power of FLOPs near 1. The head
 // is the evidence-weighted average of every setting's posterior mean (Bayesian model
 // averaging over the grid), so a residual only matters as far as the evidence backs
 // it. All of it is closed form in at most
@@ -43,6 +44,10 @@ constexpr double kCostResidualVariances[] = {0, 1e-2, 1e-1, 1};
 constexpr double kCostModelCostVariances[] = {0.1, 1, 10};
 constexpr double kCostModelOpVariances[] = {0, 1e-3, 1e-2};
 constexpr double kCostModelNoiseScales[] = {2.0, 8.0, 32.0};
+// The FLOPs model, the cost model's simplest member: log latency = b + s log FLOPs, the
+// slope s near 1 (latency proportional to FLOPs, as on a compute-bound device). One
+// free parameter besides the scale, so a handful of samples can already back it.
+constexpr double kFlopsSlopePriorSd = 0.5;
 // Leave-one-out refits are cheap; cap them so that thousands of samples stay fast.
 constexpr int kMaxLooSamples = 200;
 // Stage 2 builds on this many of the best stage-1 settings.
@@ -294,39 +299,56 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     }
   }
 
-  // The cost model (see kCostModelCostVariances): z pinned to 0, b nearly flat.
-  {
-    const int first_cost = p2 - core::SearchSpace::kCostFeatures;
-    for (double op_var : kCostModelOpVariances) {
-      for (double cost_var : kCostModelCostVariances) {
-        for (double scale : kCostModelNoiseScales) {
-          PriorSetting setting;
-          setting.mean.assign(p2, 0.0);
-          setting.cov = Matrix(p2);
-          setting.cov_lower = Matrix(p2);
-          setting.cov_inv = Matrix(p2);
-          for (int i = 0; i < p2; ++i) {
-            double var = i < dim ? 0 : i == dim ? kBiasPriorVariance
-                                                : i >= first_cost ? cost_var : op_var;
-            var = std::max(1e-10, var);
-            setting.cov(i, i) = var;
-            setting.cov_lower(i, i) = std::sqrt(var);
-            setting.cov_inv(i, i) = 1 / var;
-          }
-          setting.noise = scale * noise_variance();
-          std::vector<double> theta;
-          double evidence = Posterior(gram2, setting.mean, setting.cov_lower, setting.cov_inv,
+  // Scores a setting with a diagonal prior over all of [z, b, w] (variance 0 pins a
+  // parameter to its mean) and keeps it for the average.
+  const auto score_diagonal = [&](std::vector<double> mean, const std::vector<double>& var,
+                                  double noise) {
+    PriorSetting setting;
+    setting.mean = std::move(mean);
+    setting.cov = Matrix(p2);
+    setting.cov_lower = Matrix(p2);
+    setting.cov_inv = Matrix(p2);
+    for (int i = 0; i < p2; ++i) {
+      const double v = std::max(1e-10, var[i]);
+      setting.cov(i, i) = v;
+      setting.cov_lower(i, i) = std::sqrt(v);
+      setting.cov_inv(i, i) = 1 / v;
+    }
+    setting.noise = noise;
+    std::vector<double> theta;
+    const double evidence = Posterior(gram2, setting.mean, setting.cov_lower, setting.cov_inv,
                                       setting.noise, &theta);
-          if (evidence != -INFINITY) scored.emplace_back(evidence, theta);
-          if (evidence > best) {
-            best = evidence;
-            best_theta = std::move(theta);
-            best_setting = std::move(setting);
-            chosen_rows = &rows2;
-            chosen_p = p2;
-          }
-        }
+    if (evidence != -INFINITY) scored.emplace_back(evidence, theta);
+    if (evidence > best) {
+      best = evidence;
+      best_theta = std::move(theta);
+      best_setting = std::move(setting);
+      chosen_rows = &rows2;
+      chosen_p = p2;
+    }
+  };
+  const int first_cost = p2 - core::SearchSpace::kCostFeatures;
+  std::vector<double> var(p2, 0.0);
+  var[dim] = kBiasPriorVariance;
+  // The cost model (see kCostModelCostVariances): z pinned to 0, b nearly flat.
+  for (double op_var : kCostModelOpVariances) {
+    for (double cost_var : kCostModelCostVariances) {
+      for (int i = p; i < p2; ++i) var[i] = i >= first_cost ? cost_var : op_var;
+      for (double scale : kCostModelNoiseScales) {
+        score_diagonal(std::vector<double>(p2, 0.0), var, scale * noise_variance());
       }
+    }
+  }
+  // The FLOPs model (see kFlopsSlopePriorSd). log1p(FLOPs) is the first cost feature;
+  // its weight on the standardised feature is slope * scale.
+  {
+    const double scale = feature_scale(first_cost - p);
+    std::fill(var.begin() + p, var.end(), 0.0);
+    var[first_cost] = std::pow(kFlopsSlopePriorSd * scale, 2);
+    std::vector<double> mean(p2, 0.0);
+    mean[first_cost] = scale;
+    for (double noise_scale : kCostModelNoiseScales) {
+      score_diagonal(mean, var, noise_scale * noise_variance());
     }
   }
 

@@ -307,6 +307,8 @@ std::vector<double> BaseModel::Embed(const std::vector<core::Architecture>& arch
 
 int BaseModel::num_features() const { return impl_->features; }
 
+double BaseModel::feature_scale(int j) const { return impl_->scale[j]; }
+
 std::vector<double> BaseModel::Features(const std::vector<core::Architecture>& archs) const {
   const int f = impl_->features;
   std::vector<double> out(archs.size() * f);

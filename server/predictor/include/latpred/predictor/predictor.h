@@ -129,6 +129,8 @@ class BaseModel {
                            const std::vector<core::Architecture>& measured, int k) const;
 
  private:
+  // The standardisation scale of feature j: x(a)_j = (raw_j - mean_j) / scale_j.
+  double feature_scale(int j) const;
   // exp(h(a) . z + b) through the network, without the residual (spaces without the
   // dense tables).
   void PredictEmbedded(const DeviceHead& head, const std::vector<core::Architecture>& archs,
