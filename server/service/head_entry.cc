@@ -3,7 +3,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "latpred/core/search_space.h"
 
 namespace latpred::service {
 namespace {
@@ -29,15 +28,23 @@ absl::Status HeadEntry::Predict(const google::protobuf::RepeatedPtrField<std::st
     }
     return absl::OkStatus();
   }
-  std::vector<core::Architecture> parsed;
-  parsed.reserve(archs.size());
+  auto parsed = ParseBatch(space, archs, field);
+  if (!parsed.ok()) return parsed.status();
+  base->Predict(head, *parsed, out);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<core::Architecture>> ParseBatch(
+    const core::SearchSpace& space, const google::protobuf::RepeatedPtrField<std::string>& archs,
+    const char* field) {
+  std::vector<core::Architecture> out;
+  out.reserve(archs.size());
   for (int i = 0; i < archs.size(); ++i) {
     auto arch = space.Parse(archs[i]);
     if (!arch.ok()) return BadItem(field, i, arch.status());
-    parsed.push_back(*std::move(arch));
+    out.push_back(*std::move(arch));
   }
-  base->Predict(head, parsed, out);
-  return absl::OkStatus();
+  return out;
 }
 
 std::shared_ptr<HeadEntry> MakeHeadEntry(const BaseEntry& base, predictor::DeviceHead head,

@@ -63,22 +63,6 @@ absl::Status ValidateDeviceName(const std::string& name) {
   return absl::OkStatus();
 }
 
-// Parses every architecture of a batch; the error names the item and the reason.
-absl::StatusOr<std::vector<core::Architecture>> ParseBatch(
-    const core::SearchSpace& space, const google::protobuf::RepeatedPtrField<std::string>& archs,
-    const char* field) {
-  std::vector<core::Architecture> out;
-  out.reserve(archs.size());
-  for (int i = 0; i < archs.size(); ++i) {
-    auto arch = space.Parse(archs[i]);
-    if (!arch.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(field, "[", i, "]: ", arch.status().message()));
-    }
-    out.push_back(std::move(*arch));
-  }
-  return out;
-}
 
 absl::Status CheckBatchSize(int size, int limit, const char* what) {
   if (size == 0) return absl::InvalidArgumentError(absl::StrCat("empty batch: no ", what));

@@ -10,7 +10,9 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "google/protobuf/repeated_ptr_field.h"
+#include "latpred/core/search_space.h"
 #include "latpred/predictor/predictor.h"
 #include "latpred/v1/latpred.pb.h"
 
@@ -39,6 +41,12 @@ struct HeadEntry {
   absl::Status Predict(const google::protobuf::RepeatedPtrField<std::string>& archs,
                        double* out, const char* field = "archs") const;
 };
+
+// Parses every architecture of a batch; INVALID_ARGUMENT names the first bad item:
+// "<field>[i]: reason".
+absl::StatusOr<std::vector<core::Architecture>> ParseBatch(
+    const core::SearchSpace& space, const google::protobuf::RepeatedPtrField<std::string>& archs,
+    const char* field);
 
 // A head entry on `base`, with its latency table filled where the space has one.
 std::shared_ptr<HeadEntry> MakeHeadEntry(const BaseEntry& base, predictor::DeviceHead head,
