@@ -253,9 +253,23 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   const std::vector<double>* chosen_rows = &rows;
   int chosen_p = p;
   const Gram gram2 = MakeGram(rows2, y, p2);
+  // Scores a setting over all of [z, b, w] and keeps it for the average.
+  const auto score = [&](PriorSetting setting) {
+    std::vector<double> theta;
+    const double evidence = Posterior(gram2, setting.mean, setting.cov_lower, setting.cov_inv,
+                                      setting.noise, &theta);
+    if (evidence != -INFINITY) scored.emplace_back(evidence, theta);
+    if (evidence > best) {
+      best = evidence;
+      best_theta = std::move(theta);
+      best_setting = std::move(setting);
+      chosen_rows = &rows2;
+      chosen_p = p2;
+    }
+  };
+  const int first_cost = p2 - core::SearchSpace::kCostFeatures;
   for (const auto& scored_setting : top) {
     const PriorSetting& stage1 = scored_setting.second;
-    const int first_cost = p2 - core::SearchSpace::kCostFeatures;
     for (double op_var : kOpResidualVariances) {
       for (double cost_var : kCostResidualVariances) {
         if (op_var == 0 && cost_var == 0) continue;  // that is stage 1
@@ -284,23 +298,13 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
           setting.cov_inv(i, i) = 1 / var;
         }
         setting.noise = stage1.noise;
-        std::vector<double> theta;
-        double evidence = Posterior(gram2, setting.mean, setting.cov_lower, setting.cov_inv,
-                                    setting.noise, &theta);
-        if (evidence != -INFINITY) scored.emplace_back(evidence, theta);
-        if (evidence > best) {
-          best = evidence;
-          best_theta = std::move(theta);
-          best_setting = std::move(setting);
-          chosen_rows = &rows2;
-          chosen_p = p2;
-        }
+        score(std::move(setting));
       }
     }
   }
 
   // Scores a setting with a diagonal prior over all of [z, b, w] (variance 0 pins a
-  // parameter to its mean) and keeps it for the average.
+  // parameter to its mean).
   const auto score_diagonal = [&](std::vector<double> mean, const std::vector<double>& var,
                                   double noise) {
     PriorSetting setting;
@@ -315,19 +319,8 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
       setting.cov_inv(i, i) = 1 / v;
     }
     setting.noise = noise;
-    std::vector<double> theta;
-    const double evidence = Posterior(gram2, setting.mean, setting.cov_lower, setting.cov_inv,
-                                      setting.noise, &theta);
-    if (evidence != -INFINITY) scored.emplace_back(evidence, theta);
-    if (evidence > best) {
-      best = evidence;
-      best_theta = std::move(theta);
-      best_setting = std::move(setting);
-      chosen_rows = &rows2;
-      chosen_p = p2;
-    }
+    score(std::move(setting));
   };
-  const int first_cost = p2 - core::SearchSpace::kCostFeatures;
   std::vector<double> var(p2, 0.0);
   var[dim] = kBiasPriorVariance;
   // The cost model (see kCostModelCostVariances): z pinned to 0, b nearly flat.
