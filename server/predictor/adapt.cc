@@ -9,7 +9,9 @@
 // stage-1 settings, a residual on the architecture's features with a grid of variances.
 // A third family, the cost model, ignores the source devices: log latency from the
 // architecture's features (FLOPs, bytes, kernels, operations) alone, down to its
-// simplest member, latency as a power of FLOPs near 1. The head
+// simplest member, latency as a power of FLOPs near 1. A fourth, the operation counts,
+// learns what each operation costs wherever it sits (see kCountVariances), on top of
+// the embedding or with the analytic costs alone. The head
 // is the evidence-weighted average of every setting's posterior mean (Bayesian model
 // averaging over the grid), so a residual only matters as far as the evidence backs
 // it. All of it is closed form in at most
@@ -48,6 +50,16 @@ constexpr double kCostModelNoiseScales[] = {2.0, 8.0, 32.0};
 // slope s near 1 (latency proportional to FLOPs, as on a compute-bound device). One
 // free parameter besides the scale, so a handful of samples can already back it.
 constexpr double kFlopsSlopePriorSd = 0.5;
+// Operation counts: log latency = b + sum over operations o of u_o * count_o, the count
+// taken per one-hot block (NAS-Bench-201: every edge, and the live edges only). What an
+// operation costs is mostly the same wherever it sits in a cell, so a handful of samples
+// pins down a few u_o where 24 per-edge weights need many. Measured on the bundled data
+// (least squares on every architecture), this reaches Spearman 0.97-0.999 on HELP's
+// devices with the counts of all edges (their runtimes run dead edges) and 0.93-0.99 on
+// LatBench's with the counts of live edges (theirs prune them). Prior variances of u_o:
+constexpr double kCountVariances[] = {0.01, 0.1, 1};
+// and of the cost features' weights when the counts stand without the embedding.
+constexpr double kCountCostVariances[] = {0, 0.1};
 // Leave-one-out refits are cheap; cap them so that thousands of samples stay fast.
 constexpr int kMaxLooSamples = 200;
 // Stage 2 builds on this many of the best stage-1 settings.
@@ -238,97 +250,115 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     }
   }
 
-  // Stage 2: the stage-1 prior plus a residual x(a) . w with w ~ N(0, diag(tau^2)). The
-  // evidence keeps it only where the samples show costs the source devices do not span.
+  // Stage 2 and the other families are linear models of log latency in their own
+  // parameters phi, with theta = [z; b; w] = M phi. Each is scored in phi, where its
+  // prior is well conditioned, and kept for the average as theta.
   const int f = num_features();
   const int p2 = p + f;
-  std::vector<double> rows2(archs.size() * p2);
-  {
-    const std::vector<double> x = Features(archs);
-    for (size_t i = 0; i < archs.size(); ++i) {
-      std::copy(&rows[i * p], &rows[i * p] + p, &rows2[i * p2]);
-      std::copy(&x[i * f], &x[i * f] + f, &rows2[i * p2 + p]);
+  const int first_cost = p2 - core::SearchSpace::kCostFeatures;
+  const std::vector<double> x = Features(archs);
+  // A design: rows of the samples in phi (n x q), their Gram, and M (p2 x q; empty
+  // when theta = phi).
+  struct Design {
+    std::vector<double> rows;
+    int q = 0;
+    Gram gram;
+    std::vector<double> expand;
+  };
+  const auto make_design = [&](std::vector<double> design_rows, int q,
+                               std::vector<double> expand) {
+    Design d;
+    d.gram = MakeGram(design_rows, y, q);
+    d.rows = std::move(design_rows);
+    d.q = q;
+    d.expand = std::move(expand);
+    return d;
+  };
+  const Design stage1_design{rows, p, gram, {}};
+  const Design* best_design = &stage1_design;
+  // Scores a setting of design d and keeps it for the average.
+  const auto score = [&](const Design& d, PriorSetting setting) {
+    std::vector<double> phi;
+    const double evidence = Posterior(d.gram, setting.mean, setting.cov_lower,
+                                      setting.cov_inv, setting.noise, &phi);
+    if (evidence == -INFINITY) return;
+    std::vector<double> theta = phi;
+    if (!d.expand.empty()) {
+      theta.assign(p2, 0.0);
+      for (int i = 0; i < p2; ++i) {
+        for (int k = 0; k < d.q; ++k) theta[i] += d.expand[i * d.q + k] * phi[k];
+      }
     }
-  }
-  const std::vector<double>* chosen_rows = &rows;
-  int chosen_p = p;
-  const Gram gram2 = MakeGram(rows2, y, p2);
-  // Scores a setting over all of [z, b, w] and keeps it for the average.
-  const auto score = [&](PriorSetting setting) {
-    std::vector<double> theta;
-    const double evidence = Posterior(gram2, setting.mean, setting.cov_lower, setting.cov_inv,
-                                      setting.noise, &theta);
-    if (evidence != -INFINITY) scored.emplace_back(evidence, theta);
+    scored.emplace_back(evidence, theta);
     if (evidence > best) {
       best = evidence;
       best_theta = std::move(theta);
       best_setting = std::move(setting);
-      chosen_rows = &rows2;
-      chosen_p = p2;
+      best_design = &d;
     }
   };
-  const int first_cost = p2 - core::SearchSpace::kCostFeatures;
-  for (const auto& scored_setting : top) {
-    const PriorSetting& stage1 = scored_setting.second;
-    for (double op_var : kOpResidualVariances) {
-      for (double cost_var : kCostResidualVariances) {
-        if (op_var == 0 && cost_var == 0) continue;  // that is stage 1
-        PriorSetting setting;
-        setting.mean = stage1.mean;
-        setting.mean.resize(p2, 0.0);
-        setting.cov = Matrix(p2);
-        for (int i = 0; i < p; ++i) {
-          for (int j = 0; j < p; ++j) setting.cov(i, j) = stage1.cov(i, j);
-        }
-        // Block diagonal: the stage-1 block and a diagonal, so its factor and inverse
-        // come from stage 1's. A zero variance pins a weight to 0; a tiny one keeps the
-        // factorisation defined.
-        setting.cov_lower = Matrix(p2);
-        setting.cov_inv = Matrix(p2);
-        for (int i = 0; i < p; ++i) {
-          for (int j = 0; j < p; ++j) {
-            setting.cov_lower(i, j) = stage1.cov_lower(i, j);
-            setting.cov_inv(i, j) = stage1.cov_inv(i, j);
-          }
-        }
-        for (int i = p; i < p2; ++i) {
-          const double var = std::max(1e-10, i >= first_cost ? cost_var : op_var);
-          setting.cov(i, i) = var;
-          setting.cov_lower(i, i) = std::sqrt(var);
-          setting.cov_inv(i, i) = 1 / var;
-        }
-        setting.noise = stage1.noise;
-        score(std::move(setting));
+  // A prior that is `head`'s on the first head->cov.n parameters (none when null) and
+  // independent N(mean[i], var[i]) on the rest. Block diagonal, so its factor and
+  // inverse come from the head block's. A zero variance pins a parameter to its mean; a
+  // tiny one keeps the factorisation defined.
+  const auto block_prior = [](const PriorSetting* head, const std::vector<double>& mean,
+                              const std::vector<double>& var, double noise) {
+    const int h = head == nullptr ? 0 : head->cov.n;
+    const int q = h + static_cast<int>(var.size());
+    PriorSetting setting;
+    setting.mean.assign(q, 0.0);
+    setting.cov = Matrix(q);
+    setting.cov_lower = Matrix(q);
+    setting.cov_inv = Matrix(q);
+    for (int i = 0; i < h; ++i) {
+      setting.mean[i] = head->mean[i];
+      for (int j = 0; j < h; ++j) {
+        setting.cov(i, j) = head->cov(i, j);
+        setting.cov_lower(i, j) = head->cov_lower(i, j);
+        setting.cov_inv(i, j) = head->cov_inv(i, j);
       }
     }
-  }
-
-  // Scores a setting with a diagonal prior over all of [z, b, w] (variance 0 pins a
-  // parameter to its mean).
-  const auto score_diagonal = [&](std::vector<double> mean, const std::vector<double>& var,
-                                  double noise) {
-    PriorSetting setting;
-    setting.mean = std::move(mean);
-    setting.cov = Matrix(p2);
-    setting.cov_lower = Matrix(p2);
-    setting.cov_inv = Matrix(p2);
-    for (int i = 0; i < p2; ++i) {
-      const double v = std::max(1e-10, var[i]);
+    for (int i = h; i < q; ++i) {
+      const double v = std::max(1e-10, var[i - h]);
+      setting.mean[i] = mean[i - h];
       setting.cov(i, i) = v;
       setting.cov_lower(i, i) = std::sqrt(v);
       setting.cov_inv(i, i) = 1 / v;
     }
     setting.noise = noise;
-    score(std::move(setting));
+    return setting;
   };
+
+  // Stage 2: the stage-1 prior plus a residual x(a) . w with w ~ N(0, diag(tau^2)). The
+  // evidence keeps it only where the samples show costs the source devices do not span.
+  std::vector<double> rows2(archs.size() * p2);
+  for (size_t i = 0; i < archs.size(); ++i) {
+    std::copy(&rows[i * p], &rows[i * p] + p, &rows2[i * p2]);
+    std::copy(&x[i * f], &x[i * f] + f, &rows2[i * p2 + p]);
+  }
+  const Design stage2 = make_design(std::move(rows2), p2, {});
+  const std::vector<double> no_residual_mean(f, 0.0);
+  std::vector<double> residual_var(f);
+  for (const auto& scored_setting : top) {
+    for (double op_var : kOpResidualVariances) {
+      for (double cost_var : kCostResidualVariances) {
+        if (op_var == 0 && cost_var == 0) continue;  // that is stage 1
+        for (int j = 0; j < f; ++j) residual_var[j] = p + j >= first_cost ? cost_var : op_var;
+        const PriorSetting& stage1 = scored_setting.second;
+        score(stage2, block_prior(&stage1, no_residual_mean, residual_var, stage1.noise));
+      }
+    }
+  }
+
+  // The cost model (see kCostModelCostVariances): z pinned to 0, b nearly flat.
   std::vector<double> var(p2, 0.0);
   var[dim] = kBiasPriorVariance;
-  // The cost model (see kCostModelCostVariances): z pinned to 0, b nearly flat.
+  const std::vector<double> zero_mean(p2, 0.0);
   for (double op_var : kCostModelOpVariances) {
     for (double cost_var : kCostModelCostVariances) {
       for (int i = p; i < p2; ++i) var[i] = i >= first_cost ? cost_var : op_var;
       for (double scale : kCostModelNoiseScales) {
-        score_diagonal(std::vector<double>(p2, 0.0), var, scale * noise_variance());
+        score(stage2, block_prior(nullptr, zero_mean, var, scale * noise_variance()));
       }
     }
   }
@@ -341,13 +371,87 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     std::vector<double> mean(p2, 0.0);
     mean[first_cost] = scale;
     for (double noise_scale : kCostModelNoiseScales) {
-      score_diagonal(mean, var, noise_scale * noise_variance());
+      score(stage2, block_prior(nullptr, mean, var, noise_scale * noise_variance()));
+    }
+  }
+
+  // Operation counts (see kCountVariances): one weight per operation and one-hot block,
+  // shared by every edge or layer, so that a few samples pin down what each operation
+  // costs on the device. On the standardised one-hot feature j of that operation the
+  // weight u becomes u * scale_j; the count's mean over the data goes into b.
+  const int positions = space().num_positions();
+  const int ops = space().num_ops();
+  const int one_hot = f - core::SearchSpace::kCostFeatures;
+  const int blocks = one_hot % (positions * ops) == 0 ? one_hot / (positions * ops) : 0;
+  const int counts = blocks * (ops - 1);
+  // Outside the block below: best_design may point at them.
+  Design with_embedding, alone;
+  if (counts > 0) {
+    // Column c of the counts for feature j (-1: none; op 0 is the reference).
+    std::vector<int> count_of(f, -1);
+    for (int j = 0; j < one_hot; ++j) {
+      const int op = j % ops;
+      if (op > 0) count_of[j] = (j / (positions * ops)) * (ops - 1) + op - 1;
+    }
+    std::vector<double> count_rows(archs.size() * counts, 0.0);
+    for (size_t i = 0; i < archs.size(); ++i) {
+      for (int j = 0; j < one_hot; ++j) {
+        if (count_of[j] >= 0) count_rows[i * counts + count_of[j]] += x[i * f + j] * feature_scale(j);
+      }
+    }
+    // The counts on top of the embedding: phi = [z; b; u].
+    const int qe = p + counts;
+    std::vector<double> rows_e(archs.size() * qe), expand_e(p2 * qe, 0.0);
+    for (size_t i = 0; i < archs.size(); ++i) {
+      std::copy(&rows[i * p], &rows[i * p] + p, &rows_e[i * qe]);
+      std::copy(&count_rows[i * counts], &count_rows[(i + 1) * counts], &rows_e[i * qe + p]);
+    }
+    for (int i = 0; i < p; ++i) expand_e[i * qe + i] = 1;
+    for (int j = 0; j < one_hot; ++j) {
+      if (count_of[j] >= 0) expand_e[(p + j) * qe + p + count_of[j]] = feature_scale(j);
+    }
+    with_embedding = make_design(std::move(rows_e), qe, std::move(expand_e));
+    // The counts and the analytic costs alone: phi = [b; u; cost weights].
+    const int qc = 1 + counts + core::SearchSpace::kCostFeatures;
+    std::vector<double> rows_c(archs.size() * qc), expand_c(p2 * qc, 0.0);
+    for (size_t i = 0; i < archs.size(); ++i) {
+      rows_c[i * qc] = 1;
+      std::copy(&count_rows[i * counts], &count_rows[(i + 1) * counts], &rows_c[i * qc + 1]);
+      std::copy(&x[i * f + one_hot], &x[(i + 1) * f], &rows_c[i * qc + 1 + counts]);
+    }
+    expand_c[dim * qc] = 1;
+    for (int j = 0; j < one_hot; ++j) {
+      if (count_of[j] >= 0) expand_c[(p + j) * qc + 1 + count_of[j]] = feature_scale(j);
+    }
+    for (int k = 0; k < core::SearchSpace::kCostFeatures; ++k) {
+      expand_c[(first_cost + k) * qc + 1 + counts + k] = 1;
+    }
+    alone = make_design(std::move(rows_c), qc, std::move(expand_c));
+
+    const std::vector<double> count_mean(counts, 0.0);
+    std::vector<double> count_var(counts);
+    for (double v : kCountVariances) {
+      std::fill(count_var.begin(), count_var.end(), v);
+      for (const auto& scored_setting : top) {
+        const PriorSetting& stage1 = scored_setting.second;
+        score(with_embedding, block_prior(&stage1, count_mean, count_var, stage1.noise));
+      }
+      // [b; u; cost weights]: b nearly flat, as in the cost model.
+      std::vector<double> alone_var(qc, v);
+      alone_var[0] = kBiasPriorVariance;
+      for (double cost_var : kCountCostVariances) {
+        std::fill(alone_var.begin() + 1 + counts, alone_var.end(), cost_var);
+        for (double scale : kCostModelNoiseScales) {
+          score(alone, block_prior(nullptr, std::vector<double>(qc, 0.0), alone_var,
+                                   scale * noise_variance()));
+        }
+      }
     }
   }
 
   // The best single setting, for the leave-one-out estimate below.
-  const std::vector<double>* loo_rows = chosen_rows;
-  const int loo_p = chosen_p;
+  const std::vector<double>* loo_rows = &best_design->rows;
+  const int loo_p = best_design->q;
   if (!scored.empty()) {
     // Bayesian model averaging over the settings instead of the single best: weights
     // exp(evidence - best). The prediction is linear in theta, so the averaged head
@@ -361,20 +465,15 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
       for (size_t k = 0; k < theta.size(); ++k) avg[k] += weight * theta[k];
     }
     for (double& v : avg) v /= total;
-    bool residual = false;
-    for (int k = p; k < p2; ++k) residual |= avg[k] != 0;
     best_theta = avg;
-    if (residual) {
-      chosen_p = p2;
-    } else {
-      best_theta.resize(p);
-    }
   }
+  bool residual = false;
+  for (size_t k = p; k < best_theta.size(); ++k) residual |= best_theta[k] != 0;
 
   DeviceHead head;
   head.z.assign(best_theta.begin(), best_theta.begin() + dim);
   head.b = best_theta[dim];
-  if (chosen_p == p2) head.w.assign(best_theta.begin() + p, best_theta.end());
+  if (residual) head.w.assign(best_theta.begin() + p, best_theta.end());
   std::vector<double> fitted(archs.size());
   Predict(head, archs, fitted.data());
   head.fit.samples = static_cast<int>(archs.size());
