@@ -46,10 +46,12 @@ constexpr double kCostResidualVariances[] = {0, 1e-2, 1e-1, 1};
 constexpr double kCostModelCostVariances[] = {0.1, 1, 10};
 constexpr double kCostModelOpVariances[] = {0, 1e-3, 1e-2};
 constexpr double kCostModelNoiseScales[] = {2.0, 8.0, 32.0};
-// The FLOPs model, the cost model's simplest member: log latency = b + s log FLOPs, the
-// slope s near 1 (latency proportional to FLOPs, as on a compute-bound device). One
-// free parameter besides the scale, so a handful of samples can already back it.
-constexpr double kFlopsSlopePriorSd = 0.5;
+// The cost model's simplest members: log latency = b + s log cost for one analytic cost,
+// the slope s near 1: latency proportional to FLOPs (a compute-bound device), to bytes
+// (memory-bound), or to kernels (launch-bound, as a desktop GPU at batch 1, where the
+// kernel count alone ranks FBNet at Spearman 0.94-0.99). One free parameter besides the
+// scale, so a handful of samples can already back it.
+constexpr double kCostSlopePriorSd = 0.5;
 // Operation counts: log latency = b + sum over operations o of u_o * count_o, the count
 // taken per one-hot block (NAS-Bench-201: every edge, and the live edges only). What an
 // operation costs is mostly the same wherever it sits in a cell, so a handful of samples
@@ -362,14 +364,19 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
       }
     }
   }
-  // The FLOPs model (see kFlopsSlopePriorSd). log1p(FLOPs) is the first cost feature;
-  // its weight on the standardised feature is slope * scale.
-  {
-    const double scale = feature_scale(first_cost - p);
+  // One cost alone (see kCostSlopePriorSd): latency as a power near 1 of FLOPs, params
+  // or bytes (encoded as log1p, so the weight on the standardised feature is
+  // slope * scale) or of kernels (encoded as kernels / 100, linear: near its mean the
+  // power is a slope of 1 / mean per unit of the raw feature).
+  for (int c = 0; c < core::SearchSpace::kCostFeatures; ++c) {
+    const int j = first_cost - p + c;
+    const bool is_kernels = c == core::SearchSpace::kCostFeatures - 1;
+    if (is_kernels && !(feature_mean(j) > 0)) continue;
+    const double slope = is_kernels ? feature_scale(j) / feature_mean(j) : feature_scale(j);
     std::fill(var.begin() + p, var.end(), 0.0);
-    var[first_cost] = std::pow(kFlopsSlopePriorSd * scale, 2);
+    var[first_cost + c] = std::pow(kCostSlopePriorSd * slope, 2);
     std::vector<double> mean(p2, 0.0);
-    mean[first_cost] = scale;
+    mean[first_cost + c] = slope;
     for (double noise_scale : kCostModelNoiseScales) {
       score(stage2, block_prior(nullptr, mean, var, noise_scale * noise_variance()));
     }

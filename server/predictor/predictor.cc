@@ -308,6 +308,7 @@ std::vector<double> BaseModel::Embed(const std::vector<core::Architecture>& arch
 int BaseModel::num_features() const { return impl_->features; }
 
 double BaseModel::feature_scale(int j) const { return impl_->scale[j]; }
+double BaseModel::feature_mean(int j) const { return impl_->mean[j]; }
 
 std::vector<double> BaseModel::Features(const std::vector<core::Architecture>& archs) const {
   const int f = impl_->features;

@@ -131,6 +131,8 @@ class BaseModel {
  private:
   // The standardisation scale of feature j: x(a)_j = (raw_j - mean_j) / scale_j.
   double feature_scale(int j) const;
+  // mean_j of the same standardisation: the raw feature's mean over the training data.
+  double feature_mean(int j) const;
   // exp(h(a) . z + b) through the network, without the residual (spaces without the
   // dense tables).
   void PredictEmbedded(const DeviceHead& head, const std::vector<core::Architecture>& archs,
