@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <numeric>
 #include <random>
 #include <set>
@@ -83,6 +84,31 @@ class PredictorTest : public ::testing::Test {
     std::vector<double> pred(archs.size());
     (*model_)->Predict(head, archs, pred.data());
     return core::Spearman(truth, pred);
+  }
+
+  struct Accuracy {
+    double spearman = 0;
+    double within10 = 0;
+  };
+  // Adapts to a synthetic device from k samples that Suggest picks among the first 2,000
+  // architectures, and scores its predictions on the next 4,000.
+  static Accuracy SyntheticDeviceAccuracy(
+      const std::function<double(const core::Architecture&)>& latency, int k) {
+    std::vector<core::Architecture> pool(table_->archs.begin(), table_->archs.begin() + 2000);
+    std::vector<Observation> chosen;
+    for (int p : (*model_)->Suggest(pool, {}, k)) {
+      chosen.push_back(Observation{pool[p], latency(pool[p])});
+    }
+    auto head = (*model_)->Adapt(chosen);
+    EXPECT_TRUE(head.ok()) << head.status();
+    if (!head.ok()) return {};
+    std::vector<core::Architecture> rest(table_->archs.begin() + 2000,
+                                         table_->archs.begin() + 6000);
+    std::vector<double> truth;
+    for (const auto& a : rest) truth.push_back(latency(a));
+    std::vector<double> predicted(rest.size());
+    (*model_)->Predict(*head, rest, predicted.data());
+    return Accuracy{core::Spearman(truth, predicted), core::WithinBound(truth, predicted, 0.1)};
   }
 
   static core::LatencyTable* table_;
@@ -222,25 +248,9 @@ TEST_F(PredictorTest, AdaptsToAComputeBoundDeviceNoSourceResembles) {
   const auto latency = [&](const core::Architecture& a) {
     return space.AnalyticCosts(a).flops / 2e9;  // ms at 2 GFLOP/ms
   };
-  std::vector<core::Architecture> pool(table_->archs.begin(), table_->archs.begin() + 2000);
-  std::vector<Observation> chosen;
-  std::set<size_t> used;
-  for (int p : (*model_)->Suggest(pool, {}, 5)) {
-    chosen.push_back(Observation{pool[p], latency(pool[p])});
-    used.insert(p);
-  }
-  auto head = (*model_)->Adapt(chosen);
-  ASSERT_TRUE(head.ok()) << head.status();
-  std::vector<core::Architecture> rest;
-  std::vector<double> truth;
-  for (size_t r = 2000; r < 6000; ++r) {
-    rest.push_back(table_->archs[r]);
-    truth.push_back(latency(table_->archs[r]));
-  }
-  std::vector<double> predicted(rest.size());
-  (*model_)->Predict(*head, rest, predicted.data());
-  EXPECT_GE(core::Spearman(truth, predicted), 0.95);
-  EXPECT_GE(core::WithinBound(truth, predicted, 0.1), 0.8);
+  const Accuracy accuracy = SyntheticDeviceAccuracy(latency, 5);
+  EXPECT_GE(accuracy.spearman, 0.95);
+  EXPECT_GE(accuracy.within10, 0.8);
 }
 
 // A device bound by kernel launches, as a desktop GPU at batch 1: latency is a fixed
@@ -252,27 +262,11 @@ TEST_F(PredictorTest, AdaptsToALaunchBoundDeviceFromFiveSamples) {
   const auto latency = [&](const core::Architecture& a) {
     return 0.3 + space.AnalyticCosts(a).kernels * 0.02;  // 20 us per kernel
   };
-  std::vector<core::Architecture> pool(table_->archs.begin(), table_->archs.begin() + 2000);
-  std::vector<Observation> chosen;
-  std::set<size_t> used;
-  for (int p : (*model_)->Suggest(pool, {}, 5)) {
-    chosen.push_back(Observation{pool[p], latency(pool[p])});
-    used.insert(p);
-  }
-  auto head = (*model_)->Adapt(chosen);
-  ASSERT_TRUE(head.ok()) << head.status();
-  std::vector<core::Architecture> rest;
-  std::vector<double> truth;
-  for (size_t r = 2000; r < 6000; ++r) {
-    rest.push_back(table_->archs[r]);
-    truth.push_back(latency(table_->archs[r]));
-  }
-  std::vector<double> predicted(rest.size());
-  (*model_)->Predict(*head, rest, predicted.data());
+  const Accuracy accuracy = SyntheticDeviceAccuracy(latency, 5);
   std::printf("launch-bound from 5 samples: Spearman %.3f, within +-10%% %.3f\n",
-              core::Spearman(truth, predicted), core::WithinBound(truth, predicted, 0.1));
-  EXPECT_GE(core::Spearman(truth, predicted), 0.95);
-  EXPECT_GE(core::WithinBound(truth, predicted, 0.1), 0.75);
+              accuracy.spearman, accuracy.within10);
+  EXPECT_GE(accuracy.spearman, 0.95);
+  EXPECT_GE(accuracy.within10, 0.75);
 }
 
 }  // namespace
