@@ -311,6 +311,7 @@ class Nb201SearchSpace final : public SearchSpace {
 
   int num_ops() const override { return kNumOps; }
   int num_positions() const override { return kNumEdges; }
+  bool positions_interchangeable() const override { return true; }
   int64_t enumerable_size() const override { return kNumArchitectures; }
 
   int64_t ParseIndex(std::string_view text) const override {

@@ -39,6 +39,12 @@ constexpr double kNoiseScales[] = {0.5, 2.0, 8.0};
 // bytes, kernels), which a device far from the sources may need much more of.
 constexpr double kOpResidualVariances[] = {0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2};
 constexpr double kCostResidualVariances[] = {0, 1e-2, 1e-1, 1};
+// Prior variance of the weight per operation that the residual shares across positions
+// where they are interchangeable (SearchSpace::positions_interchangeable). Measured with
+// latpred-bench accuracy (nb201 tasks, k 3/5/10/20, 2 trials): N3 at k=20 0.915 -> 0.938,
+// N4 at k=5 0.828 -> 0.889, N1 at k=3 0.766 -> 0.807; on fbnet, sharing across stages
+// lowered F3 at k=20 from 0.769 to 0.686-0.752.
+constexpr double kSharedOpVariance = 0.1;
 // The cost model, a candidate that does not lean on the source devices at all: log
 // latency = b + x(a) . w with z pinned to 0, so a device unlike every source (a desktop
 // GPU learned from edge accelerators) can fall back on how latency scales with FLOPs,
@@ -339,6 +345,28 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     return setting;
   };
 
+  // Operation counts (see kCountVariances): one weight per operation and one-hot block,
+  // shared by every edge or layer, so that a few samples pin down what each operation
+  // costs on the device. On the standardised one-hot feature j of that operation the
+  // weight u becomes u * scale_j; the count's mean over the data goes into b.
+  const int positions = space().num_positions();
+  const int ops = space().num_ops();
+  const int one_hot = f - core::SearchSpace::kCostFeatures;
+  const int blocks = one_hot % (positions * ops) == 0 ? one_hot / (positions * ops) : 0;
+  const int counts = blocks * (ops - 1);
+  // Column of the counts for feature j (-1: none; op 0 is the reference).
+  std::vector<int> count_of(f, -1);
+  for (int j = 0; j < blocks * positions * ops; ++j) {
+    const int op = j % ops;
+    if (op > 0) count_of[j] = (j / (positions * ops)) * (ops - 1) + op - 1;
+  }
+  std::vector<double> count_rows(archs.size() * counts, 0.0);
+  for (size_t i = 0; i < archs.size(); ++i) {
+    for (int j = 0; j < f; ++j) {
+      if (count_of[j] >= 0) count_rows[i * counts + count_of[j]] += x[i * f + j] * feature_scale(j);
+    }
+  }
+
   // Stage 2: the stage-1 prior plus a residual x(a) . w with w ~ N(0, diag(tau^2)). The
   // evidence keeps it only where the samples show costs the source devices do not span.
   std::vector<double> rows2(archs.size() * p2);
@@ -347,15 +375,40 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     std::copy(&x[i * f], &x[i * f] + f, &rows2[i * p2 + p]);
   }
   const Design stage2 = make_design(std::move(rows2), p2, {});
-  const std::vector<double> no_residual_mean(f, 0.0);
-  std::vector<double> residual_var(f);
+  // Where an operation costs the same at every position (nb201: every edge of a cell sees
+  // the same shapes), the residual is hierarchical: a weight per operation shared by
+  // every position (prior variance kSharedOpVariance) plus each position's own
+  // deviation, phi = [z; b; u; w]. Where positions differ (fbnet's stages), sharing
+  // would mislead, and w stands alone.
+  const bool shared = counts > 0 && space().positions_interchangeable();
+  Design residual_design;
+  if (shared) {
+    const int q = p + counts + f;
+    std::vector<double> rows_h(archs.size() * q), expand(p2 * q, 0.0);
+    for (size_t i = 0; i < archs.size(); ++i) {
+      std::copy(&rows[i * p], &rows[i * p] + p, &rows_h[i * q]);
+      std::copy(&count_rows[i * counts], &count_rows[(i + 1) * counts], &rows_h[i * q + p]);
+      std::copy(&x[i * f], &x[(i + 1) * f], &rows_h[i * q + p + counts]);
+    }
+    for (int i = 0; i < p; ++i) expand[i * q + i] = 1;
+    for (int j = 0; j < f; ++j) {
+      if (count_of[j] >= 0) expand[(p + j) * q + p + count_of[j]] = feature_scale(j);
+      expand[(p + j) * q + p + counts + j] = 1;
+    }
+    residual_design = make_design(std::move(rows_h), q, std::move(expand));
+  }
+  const int shared_params = shared ? counts : 0;
+  const std::vector<double> no_residual_mean(shared_params + f, 0.0);
+  std::vector<double> residual_var(shared_params + f, kSharedOpVariance);
   for (const auto& scored_setting : top) {
     for (double op_var : kOpResidualVariances) {
       for (double cost_var : kCostResidualVariances) {
         if (op_var == 0 && cost_var == 0) continue;  // that is stage 1
-        for (int j = 0; j < f; ++j) residual_var[j] = p + j >= first_cost ? cost_var : op_var;
+        for (int j = 0; j < f; ++j) {
+          residual_var[shared_params + j] = p + j >= first_cost ? cost_var : op_var;
+        }
         const PriorSetting& stage1 = scored_setting.second;
-        score(stage2, kResidual,
+        score(shared ? residual_design : stage2, kResidual,
               block_prior(&stage1, no_residual_mean, residual_var, stage1.noise));
       }
     }
@@ -393,30 +446,10 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     }
   }
 
-  // Operation counts (see kCountVariances): one weight per operation and one-hot block,
-  // shared by every edge or layer, so that a few samples pin down what each operation
-  // costs on the device. On the standardised one-hot feature j of that operation the
-  // weight u becomes u * scale_j; the count's mean over the data goes into b.
-  const int positions = space().num_positions();
-  const int ops = space().num_ops();
-  const int one_hot = f - core::SearchSpace::kCostFeatures;
-  const int blocks = one_hot % (positions * ops) == 0 ? one_hot / (positions * ops) : 0;
-  const int counts = blocks * (ops - 1);
-  // Outside the block below: best_design may point at them.
+  // The operation-count families (see kCountVariances), outside the block below since
+  // best_design may point at them.
   Design with_embedding, alone;
   if (counts > 0) {
-    // Column c of the counts for feature j (-1: none; op 0 is the reference).
-    std::vector<int> count_of(f, -1);
-    for (int j = 0; j < one_hot; ++j) {
-      const int op = j % ops;
-      if (op > 0) count_of[j] = (j / (positions * ops)) * (ops - 1) + op - 1;
-    }
-    std::vector<double> count_rows(archs.size() * counts, 0.0);
-    for (size_t i = 0; i < archs.size(); ++i) {
-      for (int j = 0; j < one_hot; ++j) {
-        if (count_of[j] >= 0) count_rows[i * counts + count_of[j]] += x[i * f + j] * feature_scale(j);
-      }
-    }
     // The counts on top of the embedding: phi = [z; b; u].
     const int qe = p + counts;
     std::vector<double> rows_e(archs.size() * qe), expand_e(p2 * qe, 0.0);

@@ -82,6 +82,8 @@ TEST(FbnetParse, SpaceShape) {
   EXPECT_EQ(Space().name(), "fbnet");
   EXPECT_EQ(Space().num_ops(), 9);
   EXPECT_EQ(Space().num_positions(), 22);
+  // Stages change channels and resolution: an op costs differently per layer.
+  EXPECT_FALSE(Space().positions_interchangeable());
   EXPECT_EQ(Space().encoding_size(), 202);
 }
 

@@ -138,6 +138,8 @@ TEST(Nb201Parse, SpaceShape) {
   EXPECT_EQ(Space().name(), "nb201");
   EXPECT_EQ(Space().num_ops(), 5);
   EXPECT_EQ(Space().num_positions(), 6);
+  // Every edge of a cell maps C x H x W to C x H x W.
+  EXPECT_TRUE(Space().positions_interchangeable());
   EXPECT_EQ(Space().encoding_size(), 64);
 }
 

@@ -71,6 +71,11 @@ class SearchSpace {
   // Number of operations per layer/edge and number of layers/edges.
   virtual int num_ops() const = 0;
   virtual int num_positions() const = 0;
+  // True when an op sees the same input and output shapes at every position, so costs
+  // about the same wherever it sits (nb201: every edge of a cell; not fbnet, whose
+  // stages change channels and resolution). The predictor then shares a weight per op
+  // across positions.
+  virtual bool positions_interchangeable() const { return false; }
 
   // Number of architectures when the space is small enough to enumerate (nb201:
   // 15,625), else 0.
