@@ -281,15 +281,6 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     Gram gram;
     std::vector<double> expand;
   };
-  const auto make_design = [&](std::vector<double> design_rows, int q,
-                               std::vector<double> expand) {
-    Design d;
-    d.gram = MakeGram(design_rows, y, q);
-    d.rows = std::move(design_rows);
-    d.q = q;
-    d.expand = std::move(expand);
-    return d;
-  };
   const Design stage1_design{rows, p, gram, {}};
   const Design* best_design = &stage1_design;
   // Scores a setting of design d and keeps it for the average.
@@ -367,14 +358,46 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     }
   }
 
+  // A design whose columns are [h(a), 1] (with_embedding) or a bias column alone, then
+  // the counts (with_counts), then the features x(a)_j for j >= first_feature; its M
+  // sends each column to the head parameter it stands for (empty when that is theta).
+  const auto make_design = [&](bool with_embedding, bool with_counts, int first_feature) {
+    const int lead = with_embedding ? p : 1;
+    const int shared_cols = with_counts ? counts : 0;
+    const int q = lead + shared_cols + f - first_feature;
+    Design d;
+    d.q = q;
+    d.rows.resize(archs.size() * q);
+    for (size_t i = 0; i < archs.size(); ++i) {
+      double* row = &d.rows[i * q];
+      if (with_embedding) {
+        std::copy(&rows[i * p], &rows[(i + 1) * p], row);
+      } else {
+        row[0] = 1;
+      }
+      std::copy(&count_rows[i * counts], &count_rows[i * counts] + shared_cols, row + lead);
+      std::copy(&x[i * f + first_feature], &x[(i + 1) * f], row + lead + shared_cols);
+    }
+    d.gram = MakeGram(d.rows, y, q);
+    if (with_embedding && !with_counts && first_feature == 0) return d;  // theta = phi
+    d.expand.assign(p2 * q, 0.0);
+    if (with_embedding) {
+      for (int i = 0; i < p; ++i) d.expand[i * q + i] = 1;
+    } else {
+      d.expand[dim * q] = 1;
+    }
+    for (int j = 0; j < f; ++j) {
+      if (with_counts && count_of[j] >= 0) {
+        d.expand[(p + j) * q + lead + count_of[j]] = feature_scale(j);
+      }
+      if (j >= first_feature) d.expand[(p + j) * q + lead + shared_cols + j - first_feature] = 1;
+    }
+    return d;
+  };
+
   // Stage 2: the stage-1 prior plus a residual x(a) . w with w ~ N(0, diag(tau^2)). The
   // evidence keeps it only where the samples show costs the source devices do not span.
-  std::vector<double> rows2(archs.size() * p2);
-  for (size_t i = 0; i < archs.size(); ++i) {
-    std::copy(&rows[i * p], &rows[i * p] + p, &rows2[i * p2]);
-    std::copy(&x[i * f], &x[i * f] + f, &rows2[i * p2 + p]);
-  }
-  const Design stage2 = make_design(std::move(rows2), p2, {});
+  const Design stage2 = make_design(true, false, 0);
   // Where an operation costs the same at every position (nb201: every edge of a cell sees
   // the same shapes), the residual is hierarchical: a weight per operation shared by
   // every position (prior variance kSharedOpVariance) plus each position's own
@@ -382,21 +405,7 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   // would mislead, and w stands alone.
   const bool shared = counts > 0 && space().positions_interchangeable();
   Design residual_design;
-  if (shared) {
-    const int q = p + counts + f;
-    std::vector<double> rows_h(archs.size() * q), expand(p2 * q, 0.0);
-    for (size_t i = 0; i < archs.size(); ++i) {
-      std::copy(&rows[i * p], &rows[i * p] + p, &rows_h[i * q]);
-      std::copy(&count_rows[i * counts], &count_rows[(i + 1) * counts], &rows_h[i * q + p]);
-      std::copy(&x[i * f], &x[(i + 1) * f], &rows_h[i * q + p + counts]);
-    }
-    for (int i = 0; i < p; ++i) expand[i * q + i] = 1;
-    for (int j = 0; j < f; ++j) {
-      if (count_of[j] >= 0) expand[(p + j) * q + p + count_of[j]] = feature_scale(j);
-      expand[(p + j) * q + p + counts + j] = 1;
-    }
-    residual_design = make_design(std::move(rows_h), q, std::move(expand));
-  }
+  if (shared) residual_design = make_design(true, true, 0);
   const int shared_params = shared ? counts : 0;
   const std::vector<double> no_residual_mean(shared_params + f, 0.0);
   std::vector<double> residual_var(shared_params + f, kSharedOpVariance);
@@ -450,34 +459,11 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   // best_design may point at them.
   Design with_embedding, alone;
   if (counts > 0) {
-    // The counts on top of the embedding: phi = [z; b; u].
-    const int qe = p + counts;
-    std::vector<double> rows_e(archs.size() * qe), expand_e(p2 * qe, 0.0);
-    for (size_t i = 0; i < archs.size(); ++i) {
-      std::copy(&rows[i * p], &rows[i * p] + p, &rows_e[i * qe]);
-      std::copy(&count_rows[i * counts], &count_rows[(i + 1) * counts], &rows_e[i * qe + p]);
-    }
-    for (int i = 0; i < p; ++i) expand_e[i * qe + i] = 1;
-    for (int j = 0; j < one_hot; ++j) {
-      if (count_of[j] >= 0) expand_e[(p + j) * qe + p + count_of[j]] = feature_scale(j);
-    }
-    with_embedding = make_design(std::move(rows_e), qe, std::move(expand_e));
-    // The counts and the analytic costs alone: phi = [b; u; cost weights].
-    const int qc = 1 + counts + core::SearchSpace::kCostFeatures;
-    std::vector<double> rows_c(archs.size() * qc), expand_c(p2 * qc, 0.0);
-    for (size_t i = 0; i < archs.size(); ++i) {
-      rows_c[i * qc] = 1;
-      std::copy(&count_rows[i * counts], &count_rows[(i + 1) * counts], &rows_c[i * qc + 1]);
-      std::copy(&x[i * f + one_hot], &x[(i + 1) * f], &rows_c[i * qc + 1 + counts]);
-    }
-    expand_c[dim * qc] = 1;
-    for (int j = 0; j < one_hot; ++j) {
-      if (count_of[j] >= 0) expand_c[(p + j) * qc + 1 + count_of[j]] = feature_scale(j);
-    }
-    for (int k = 0; k < core::SearchSpace::kCostFeatures; ++k) {
-      expand_c[(first_cost + k) * qc + 1 + counts + k] = 1;
-    }
-    alone = make_design(std::move(rows_c), qc, std::move(expand_c));
+    // The counts on top of the embedding, phi = [z; b; u], and the counts with the
+    // analytic costs alone, phi = [b; u; cost weights].
+    with_embedding = make_design(true, true, f);
+    alone = make_design(false, true, one_hot);
+    const int qc = alone.q;
 
     const std::vector<double> count_mean(counts, 0.0);
     std::vector<double> count_var(counts);

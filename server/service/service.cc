@@ -63,7 +63,6 @@ absl::Status ValidateDeviceName(const std::string& name) {
   return absl::OkStatus();
 }
 
-
 absl::Status CheckBatchSize(int size, int limit, const char* what) {
   if (size == 0) return absl::InvalidArgumentError(absl::StrCat("empty batch: no ", what));
   if (size > limit) {
