@@ -8,6 +8,7 @@
 #include <cmath>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <numeric>
 #include <random>
 #include <set>
@@ -91,13 +92,15 @@ class PredictorTest : public ::testing::Test {
     double within10 = 0;
   };
   // Adapts to a synthetic device from k samples that Suggest picks among the first 2,000
-  // architectures, and scores its predictions on the next 4,000.
+  // architectures, measured by `measure` (by `latency` itself when null), and scores its
+  // predictions against `latency` on the next 4,000.
   static Accuracy SyntheticDeviceAccuracy(
-      const std::function<double(const core::Architecture&)>& latency, int k) {
+      const std::function<double(const core::Architecture&)>& latency, int k,
+      const std::function<double(const core::Architecture&)>& measure = nullptr) {
     std::vector<core::Architecture> pool(table_->archs.begin(), table_->archs.begin() + 2000);
     std::vector<Observation> chosen;
     for (int p : (*model_)->Suggest(pool, {}, k)) {
-      chosen.push_back(Observation{pool[p], latency(pool[p])});
+      chosen.push_back(Observation{pool[p], measure ? measure(pool[p]) : latency(pool[p])});
     }
     auto head = (*model_)->Adapt(chosen);
     EXPECT_TRUE(head.ok()) << head.status();
@@ -251,6 +254,35 @@ TEST_F(PredictorTest, AdaptsToAComputeBoundDeviceNoSourceResembles) {
   const Accuracy accuracy = SyntheticDeviceAccuracy(latency, 5);
   EXPECT_GE(accuracy.spearman, 0.95);
   EXPECT_GE(accuracy.within10, 0.8);
+}
+
+// A device whose own measurements are noisy, as a phone measured in the wild: the
+// held-out device's latencies, each sample off by a log-normal factor (sd 0.25, far
+// above what the base model leaves on its sources), scored against the noise-free
+// column. Adapt must not read 20 such samples as exact and bend the head to fit their
+// noise. With noise levels of the target's own (kDeviceNoiseVariances): Spearman 0.967,
+// 71% within +-10%; with the sources' noise only: 0.868 and 43%.
+TEST_F(PredictorTest, AdaptsToANoisyDeviceWithoutFittingItsNoise) {
+  std::map<std::vector<uint8_t>, double> column;
+  for (size_t r = 0; r < 6000; ++r) column[table_->archs[r].ops] = table_->at(r, held_out_col_);
+  const auto latency = [&](const core::Architecture& a) { return column.at(a.ops); };
+  // The mean over five draws of the noise, so that one lucky draw does not decide.
+  Accuracy mean{0, 0};
+  constexpr int kDraws = 5;
+  for (int draw = 0; draw < kDraws; ++draw) {
+    std::mt19937 rng(draw);
+    std::normal_distribution<double> noise(0, 0.25);
+    const auto measure = [&](const core::Architecture& a) {
+      return latency(a) * std::exp(noise(rng));
+    };
+    const Accuracy accuracy = SyntheticDeviceAccuracy(latency, 20, measure);
+    mean.spearman += accuracy.spearman / kDraws;
+    mean.within10 += accuracy.within10 / kDraws;
+  }
+  std::printf("noisy device from 20 samples: Spearman %.3f, within +-10%% %.3f\n",
+              mean.spearman, mean.within10);
+  EXPECT_GE(mean.spearman, 0.94);
+  EXPECT_GE(mean.within10, 0.6);
 }
 
 // A device bound by kernel launches, as a desktop GPU at batch 1: latency is a fixed
