@@ -192,6 +192,34 @@ HeadPrior SourcePrior(const BaseModel& model) {
   return prior;
 }
 
+OpCountLayout CountLayout(const core::SearchSpace& space, int num_features) {
+  const int positions = space.num_positions();
+  const int ops = space.num_ops();
+  const int one_hot = num_features - core::SearchSpace::kCostFeatures;
+  OpCountLayout layout;
+  layout.blocks = one_hot % (positions * ops) == 0 ? one_hot / (positions * ops) : 0;
+  layout.columns = layout.blocks * (ops - 1);
+  layout.column_of.assign(num_features, -1);
+  for (int j = 0; j < layout.blocks * positions * ops; ++j) {
+    const int op = j % ops;
+    if (op > 0) layout.column_of[j] = (j / (positions * ops)) * (ops - 1) + op - 1;
+  }
+  return layout;
+}
+
+std::vector<double> OpCountRows(const OpCountLayout& layout, const std::vector<double>& x,
+                                size_t n, const std::function<double(int)>& scale) {
+  const int f = static_cast<int>(layout.column_of.size());
+  std::vector<double> rows(n * layout.columns, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    for (int j = 0; j < f; ++j) {
+      const int c = layout.column_of[j];
+      if (c >= 0) rows[i * layout.columns + c] += x[i * f + j] * scale(j);
+    }
+  }
+  return rows;
+}
+
 Matrix PriorCovariance(const HeadPrior& prior, double alpha, double beta) {
   const int dim = prior.dim;
   Matrix cov(dim + 1);
@@ -361,23 +389,14 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   // shared by every edge or layer, so that a few samples pin down what each operation
   // costs on the device. On the standardised one-hot feature j of that operation the
   // weight u becomes u * scale_j; the count's mean over the data goes into b.
-  const int positions = space().num_positions();
   const int ops = space().num_ops();
   const int one_hot = f - core::SearchSpace::kCostFeatures;
-  const int blocks = one_hot % (positions * ops) == 0 ? one_hot / (positions * ops) : 0;
-  const int counts = blocks * (ops - 1);
-  // Column of the counts for feature j (-1: none; op 0 is the reference).
-  std::vector<int> count_of(f, -1);
-  for (int j = 0; j < blocks * positions * ops; ++j) {
-    const int op = j % ops;
-    if (op > 0) count_of[j] = (j / (positions * ops)) * (ops - 1) + op - 1;
-  }
-  std::vector<double> count_rows(archs.size() * counts, 0.0);
-  for (size_t i = 0; i < archs.size(); ++i) {
-    for (int j = 0; j < f; ++j) {
-      if (count_of[j] >= 0) count_rows[i * counts + count_of[j]] += x[i * f + j] * feature_scale(j);
-    }
-  }
+  const OpCountLayout layout = CountLayout(space(), f);
+  const int blocks = layout.blocks;
+  const int counts = layout.columns;
+  const std::vector<int>& count_of = layout.column_of;
+  const std::vector<double> count_rows =
+      OpCountRows(layout, x, archs.size(), [this](int j) { return feature_scale(j); });
 
   // A design whose columns are [h(a), 1] (with_embedding) or a bias column alone, then
   // the count columns [cc.begin, cc.end), then the features x(a)_j for j >=

@@ -2,6 +2,7 @@
 #ifndef LATPRED_PREDICTOR_PRIOR_H_
 #define LATPRED_PREDICTOR_PRIOR_H_
 
+#include <functional>
 #include <vector>
 
 #include "latpred/predictor/predictor.h"
@@ -31,6 +32,20 @@ Matrix PriorCovariance(const HeadPrior& prior, double alpha, double beta);
 // Rows [h(a), 1] for each architecture: n x (dim + 1), row-major.
 std::vector<double> DesignRows(const BaseModel& model,
                                const std::vector<core::Architecture>& archs);
+
+// The operation counts that the encoding's one-hot blocks hold (SearchSpace::Encode):
+// per block, a column per operation but the first, which is the reference.
+struct OpCountLayout {
+  int blocks = 0;
+  int columns = 0;             // blocks * (num_ops - 1)
+  std::vector<int> column_of;  // feature j -> its count column; -1 for none
+};
+OpCountLayout CountLayout(const core::SearchSpace& space, int num_features);
+
+// Rows of counts (n x layout.columns) from standardised features x (n x num_features):
+// feature j adds x_j * scale(j), its raw value less its mean, so the counts are centred.
+std::vector<double> OpCountRows(const OpCountLayout& layout, const std::vector<double>& x,
+                                size_t n, const std::function<double(int)>& scale);
 
 }  // namespace latpred::predictor
 
