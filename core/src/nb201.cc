@@ -312,6 +312,10 @@ class Nb201SearchSpace final : public SearchSpace {
   int num_ops() const override { return kNumOps; }
   int num_positions() const override { return kNumEdges; }
   bool positions_interchangeable() const override { return true; }
+  bool output_cut_off(const Architecture& arch) const override {
+    const std::array<uint8_t, kNumEdges> live = LiveOps(arch);
+    return std::all_of(live.begin(), live.end(), [](uint8_t op) { return op == kNone; });
+  }
   int64_t enumerable_size() const override { return kNumArchitectures; }
 
   int64_t ParseIndex(std::string_view text) const override {

@@ -78,6 +78,10 @@ TEST(FbnetParse, CanonicalRoundTrip) {
   EXPECT_EQ(Space().Canonical(MustParse(all_skip)), all_skip);
 }
 
+constexpr char kAllSkip[] =
+    "skip-skip-skip-skip-skip-skip-skip-skip-skip-skip-skip-skip-skip-skip-skip-skip-skip-"
+    "skip-skip-skip-skip-skip";
+
 TEST(FbnetParse, SpaceShape) {
   EXPECT_EQ(Space().name(), "fbnet");
   EXPECT_EQ(Space().num_ops(), 9);
@@ -85,6 +89,8 @@ TEST(FbnetParse, SpaceShape) {
   // Stages change channels and resolution: an op costs differently per layer.
   EXPECT_FALSE(Space().positions_interchangeable());
   EXPECT_EQ(Space().encoding_size(), 202);
+  // Every layer carries data, skip included.
+  EXPECT_FALSE(Space().output_cut_off(MustParse(kAllSkip)));
 }
 
 TEST(FbnetParseError, Empty) {

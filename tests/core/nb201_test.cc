@@ -143,6 +143,22 @@ TEST(Nb201Parse, SpaceShape) {
   EXPECT_EQ(Space().encoding_size(), 64);
 }
 
+// The cell output is cut off from its input when no path of ops other than none leads
+// from node 0 to node 3.
+TEST(Nb201Parse, OutputCutOff) {
+  EXPECT_TRUE(Space().output_cut_off(
+      MustParse("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|")));
+  // Node 2 feeds the output, but nothing reaches node 2 or node 1 from the input.
+  EXPECT_TRUE(Space().output_cut_off(
+      MustParse("|none~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|")));
+  // The same cell with the input joined to node 1.
+  EXPECT_FALSE(Space().output_cut_off(
+      MustParse("|avg_pool_3x3~0|+|none~0|nor_conv_3x3~1|+|none~0|none~1|skip_connect~2|")));
+  // The direct edge from the input to the output alone.
+  EXPECT_FALSE(Space().output_cut_off(
+      MustParse("|none~0|+|none~0|none~1|+|skip_connect~0|none~1|none~2|")));
+}
+
 TEST(Nb201ParseError, Empty) {
   EXPECT_THAT(ParseError(""), HasSubstr("empty architecture string"));
   EXPECT_THAT(ParseError("  \n"), HasSubstr("empty architecture string"));

@@ -225,6 +225,28 @@ TEST_F(PredictorTest, SuggestPicksDistinctUnmeasuredCandidates) {
   for (int p : picks) EXPECT_GE(p, 3);
 }
 
+// With a budget of a few samples (the count design), architectures whose cell output is
+// cut off from the input come last: on some devices they measure as next to nothing.
+TEST_F(PredictorTest, SuggestPicksCutOffArchitecturesLast) {
+  const core::SearchSpace& space = core::Nb201Space();
+  std::vector<core::Architecture> pool, cut_off;
+  for (const core::Architecture& a : table_->archs) {
+    if (space.output_cut_off(a)) {
+      if (cut_off.size() < 30) cut_off.push_back(a);
+    } else if (pool.size() < 3) {
+      pool.push_back(a);
+    }
+  }
+  ASSERT_EQ(cut_off.size(), 30u);
+  pool.insert(pool.end(), cut_off.begin(), cut_off.end());
+  for (int k : {3, 5}) {
+    std::vector<int> picks = (*model_)->Suggest(pool, {}, k);
+    ASSERT_EQ(picks.size(), static_cast<size_t>(k));
+    for (int i = 0; i < 3; ++i) EXPECT_LT(picks[i], 3) << "k=" << k << ", pick " << i;
+    for (int i = 3; i < k; ++i) EXPECT_TRUE(space.output_cut_off(pool[picks[i]]));
+  }
+}
+
 TEST_F(PredictorTest, SuggestedSamplesAdaptAtLeastAsWellAsRandomOnes) {
   // D-optimal picks from a pool of 2,000 versus the same number of random rows.
   std::vector<core::Architecture> pool(table_->archs.begin(), table_->archs.begin() + 2000);
