@@ -432,7 +432,9 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     }
     for (int j = 0; j < f; ++j) {
       const int c = count_of[j];
-      if (c >= cc.begin && c < cc.end) d.expand[(p + j) * q + lead + c - cc.begin] = feature_scale(j);
+      if (c >= cc.begin && c < cc.end) {
+        d.expand[(p + j) * q + lead + c - cc.begin] = feature_scale(j);
+      }
       if (j >= first_feature) d.expand[(p + j) * q + lead + shared_cols + j - first_feature] = 1;
     }
     return d;
@@ -497,9 +499,9 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     }
   }
 
-  // The operation-count families (see kCountVariances). Where the encoding has several one-hot blocks
-  // (nb201: every edge, and the live edges only), the counts of each block alone are
-  // members too: a device either runs dead edges or prunes them, and the sparser model
+  // The operation-count families (see kCountVariances). Where the encoding has several
+  // one-hot blocks (nb201: every edge, and the live edges only), the counts of each block
+  // alone are members too: a device either runs dead edges or prunes them, and the sparser model
   // that says which is what 20 samples can pin down. Measured with least squares on 20
   // random samples of HELP's 1080ti_1 / 2080ti_1 / titan_rtx_1: Spearman 0.981 / 0.962 /
   // 0.968 with the counts of all edges alone, 0.967 / 0.945 / 0.943 with both blocks.
