@@ -127,7 +127,8 @@ class BaseModel {
   // non-finite latencies are INVALID_ARGUMENT.
   absl::StatusOr<DeviceHead> Adapt(const std::vector<Observation>& observations) const;
   // Picks k of candidates (indices) that best pin down a new device's head, given the
-  // architectures already measured: greedy D-optimal design on h(a) under the prior.
+  // architectures already measured: greedy D-optimal design on h(a) and the features
+  // under the prior, on the operation counts too with a budget of at most 5 samples.
   std::vector<int> Suggest(const std::vector<core::Architecture>& candidates,
                            const std::vector<core::Architecture>& measured, int k) const;
 
