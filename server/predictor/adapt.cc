@@ -419,7 +419,8 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
       } else {
         row[0] = 1;
       }
-      std::copy(&count_rows[i * counts + cc.begin], &count_rows[i * counts + cc.end], row + lead);
+      const double* sample_counts = &count_rows[i * counts];
+      std::copy(sample_counts + cc.begin, sample_counts + cc.end, row + lead);
       std::copy(&x[i * f + first_feature], &x[(i + 1) * f], row + lead + shared_cols);
     }
     d.gram = MakeGram(d.rows, y, q);
@@ -500,9 +501,9 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   }
 
   // The operation-count families (see kCountVariances). Where the encoding has several
-  // one-hot blocks (nb201: every edge, and the live edges only), the counts of each block
-  // alone are members too: a device either runs dead edges or prunes them, and the sparser model
-  // that says which is what 20 samples can pin down. Measured with least squares on 20
+  // one-hot blocks (nb201: every edge, and the live edges only), the counts of each
+  // block alone are members too: a device either runs dead edges or prunes them, and
+  // the sparser model that says which is what 20 samples can pin down. Measured with least squares on 20
   // random samples of HELP's 1080ti_1 / 2080ti_1 / titan_rtx_1: Spearman 0.981 / 0.962 /
   // 0.968 with the counts of all edges alone, 0.967 / 0.945 / 0.943 with both blocks.
   // With latpred-bench accuracy (3 trials) at k=20: N3 0.948 -> 0.959, NA 0.965 -> 0.977,

@@ -32,15 +32,15 @@ constexpr double kCostVariance = 1e-1;
 constexpr int kCountDesignSamples = 5;
 constexpr double kCountVariance = 1e-1;
 
-// Rows [h(a), 1, x(a), counts(a)] for each architecture; counts from OpCountRows, with
-// `counts` columns (0: none).
+// Rows [h(a), 1, x(a), counts(a)] for each architecture, from its features x (n x
+// num_features) and its operation counts (n x counts, OpCountRows; counts may be 0).
 std::vector<double> SelectionRows(const BaseModel& model,
                                   const std::vector<core::Architecture>& archs,
+                                  const std::vector<double>& x,
                                   const std::vector<double>& count_rows, int counts) {
   const int p = model.embedding_dim() + 1, f = model.num_features();
   const int width = p + f + counts;
   const std::vector<double> head = DesignRows(model, archs);
-  const std::vector<double> x = model.Features(archs);
   std::vector<double> rows(archs.size() * width);
   for (size_t i = 0; i < archs.size(); ++i) {
     double* row = &rows[i * width];
@@ -70,12 +70,12 @@ std::vector<int> BaseModel::Suggest(const std::vector<core::Architecture>& candi
   const double noise = noise_variance();
   // The design rows of archs (see SelectionRows).
   const auto selection_rows = [&](const std::vector<core::Architecture>& archs) {
+    const std::vector<double> x = Features(archs);
     std::vector<double> count_rows;
     if (counts > 0) {
-      count_rows = OpCountRows(layout, Features(archs), archs.size(),
-                               [this](int j) { return feature_scale(j); });
+      count_rows = OpCountRows(layout, x, archs.size(), [this](int j) { return feature_scale(j); });
     }
-    return SelectionRows(*this, archs, count_rows, counts);
+    return SelectionRows(*this, archs, x, count_rows, counts);
   };
 
   Matrix cov(p);
