@@ -1,5 +1,6 @@
 // Unit tests of the service's building blocks: status conversion, the job queue, the
-// model registry's atomic swaps and the head entries PredictLatency reads.
+// model registry's atomic swaps, the head entries PredictLatency reads and the pool
+// that recycles its messages.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -11,6 +12,7 @@
 #include "latpred/core/search_space.h"
 #include "grpc_status.h"
 #include "job_queue.h"
+#include "message_pool.h"
 #include "model_registry.h"
 
 namespace latpred::service {
@@ -157,6 +159,54 @@ TEST(HeadEntryTest, PredictsFromTheTableWhatTheModelPredicts) {
     EXPECT_TRUE(absl::StartsWith(status.message(), "candidates[2]: ")) << status;
     EXPECT_NE(status.message().find("unknown op"), std::string::npos) << status;
   }
+}
+
+using PredictPool = MessagePool<v1::PredictLatencyRequest, v1::PredictLatencyResponse>;
+
+std::string Batch(int n) {
+  v1::PredictLatencyRequest request;
+  request.set_device("pixel2");
+  request.set_space("nb201");
+  for (int i = 0; i < n; ++i) {
+    request.add_archs("|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|" +
+                      std::to_string(i) + "|nor_conv_1x1~2|");
+  }
+  return request.SerializeAsString();
+}
+
+TEST(MessagePoolTest, ParsesTheNextBatchIntoTheBuffersOfTheLast) {
+  PredictPool pool(4, 1 << 20);
+  auto* first = pool.AllocateMessages();
+  ASSERT_TRUE(first->request()->ParseFromString(Batch(100)));
+  first->response()->mutable_latency_ms()->Resize(100, 1.0);
+  const char* buffer = first->request()->archs(7).data();
+  first->Release();
+  EXPECT_EQ(pool.pooled(), 1u);
+
+  auto* second = pool.AllocateMessages();
+  EXPECT_EQ(second, first);
+  EXPECT_EQ(pool.pooled(), 0u);
+  // Handed out empty, as a fresh message would be.
+  EXPECT_EQ(second->request()->archs_size(), 0);
+  EXPECT_TRUE(second->request()->device().empty());
+  EXPECT_EQ(second->response()->latency_ms_size(), 0);
+  ASSERT_TRUE(second->request()->ParseFromString(Batch(100)));
+  EXPECT_EQ(second->request()->archs_size(), 100);
+  EXPECT_EQ(second->request()->archs(7).data(), buffer) << "the string was reallocated";
+  second->Release();
+}
+
+TEST(MessagePoolTest, FreesOversizedMessagesAndKeepsAtMostItsCapacity) {
+  PredictPool pool(2, 4096);
+  std::vector<grpc::MessageHolder<v1::PredictLatencyRequest, v1::PredictLatencyResponse>*> held;
+  for (int i = 0; i < 3; ++i) held.push_back(pool.AllocateMessages());
+  for (auto* h : held) h->Release();
+  EXPECT_EQ(pool.pooled(), 2u);
+
+  auto* big = pool.AllocateMessages();
+  ASSERT_TRUE(big->request()->ParseFromString(Batch(200)));  // about 17 KB
+  big->Release();
+  EXPECT_EQ(pool.pooled(), 1u) << "a message over the byte limit went back to the pool";
 }
 
 }  // namespace
