@@ -9,8 +9,9 @@
 // their average or the best-matching source device; its scale: chosen by the evidence
 // of the samples). Zero samples give the prior mean: the zero-shot prediction. Adapt
 // also weighs, by the same evidence, heads that lean on the source devices less: a
-// residual on the encoding, a cost model (FLOPs, params, bytes, kernels) and one weight
-// per operation shared by every edge or layer (adapt.cc).
+// residual on the encoding, a cost model (FLOPs, params, bytes, kernels), latency as a
+// power of one of those costs, and one weight per operation shared by every edge or
+// layer (adapt.cc).
 //
 // Torch stays inside predictor.cc; this header is plain C++.
 #ifndef LATPRED_PREDICTOR_PREDICTOR_H_
