@@ -125,11 +125,12 @@ TEST(Timing, SameArchTwiceIsStable) {
   auto nb = core::Nb201Space().Parse(Nb201ReferenceArchs().back());
   MeasureOptions o;
   o.threads = 1;
-  // Loose and CI-safe: the machine may be shared, so a pair of medians disturbed by other
-  // load is measured again (up to 3 pairs); one pair within 15% passes.
+  // Loose and CI-safe: the machine may be shared (ctest -j2 on 2 cores runs another test
+  // beside this one), so a pair of medians disturbed by other load is measured again (up
+  // to 5 pairs; 3 once failed beside a training test); one pair within 15% passes.
   std::string pairs;
   bool close = false;
-  for (int attempt = 0; attempt < 3 && !close; ++attempt) {
+  for (int attempt = 0; attempt < 5 && !close; ++attempt) {
     auto a = MeasureArch(core::Nb201Space(), *nb, o);
     auto b = MeasureArch(core::Nb201Space(), *nb, o);
     ASSERT_TRUE(a.ok() && b.ok());
