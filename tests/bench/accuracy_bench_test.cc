@@ -59,16 +59,29 @@ Row Find(const std::vector<std::vector<std::string>>& csv, const std::string& ta
   return Row{};
 }
 
-TEST(AccuracyBenchTest, ReducedRunMeetsFloorsAndWritesParsableFiles) {
-  const std::string out = ::testing::TempDir() + "/accuracy_bench_out";
+// Runs `latpred-bench accuracy` on one trial with suggest selection and the given flags,
+// writing into a fresh directory `name` under the test's temporary directory, with
+// stdout.txt and stderr.txt beside the outputs; returns that directory, or "" after a
+// failure it has reported. Flags are spelled both ways on purpose: `--flag value` and
+// `--out=DIR`.
+std::string RunAccuracy(const std::string& name, const std::string& flags) {
+  const std::string out = ::testing::TempDir() + "/" + name;
   std::filesystem::remove_all(out);
   std::filesystem::create_directories(out);
-  // Dashed and underscored flag spellings both on purpose.
-  const std::string cmd = std::string(LATPRED_BENCH_BIN) +
-                          " accuracy --tasks NA,FD --k 20 --trials 1 --selection suggest"
-                          " --threads 2 --data-dir " LATPRED_DATA_DIR " --out=" + out +
-                          " > " + out + "/stdout.txt 2> " + out + "/stderr.txt";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << ReadFile(out + "/stderr.txt");
+  const std::string cmd = std::string(LATPRED_BENCH_BIN) + " accuracy " + flags +
+                          " --trials 1 --selection suggest --threads 2 --data-dir " +
+                          LATPRED_DATA_DIR + " --out=" + out + " > " + out +
+                          "/stdout.txt 2> " + out + "/stderr.txt";
+  if (std::system(cmd.c_str()) != 0) {
+    ADD_FAILURE() << cmd << " failed: " << ReadFile(out + "/stderr.txt");
+    return "";
+  }
+  return out;
+}
+
+TEST(AccuracyBenchTest, ReducedRunMeetsFloorsAndWritesParsableFiles) {
+  const std::string out = RunAccuracy("accuracy_bench_out", "--tasks NA,FD --k 20");
+  ASSERT_FALSE(out.empty());
   const std::string printed = ReadFile(out + "/stdout.txt");
   EXPECT_NE(printed.find("k=20: beats NASFLAT on "), std::string::npos) << printed;
   EXPECT_NE(printed.find("/2 tasks"), std::string::npos) << printed;
@@ -103,14 +116,8 @@ TEST(AccuracyBenchTest, ReducedRunMeetsFloorsAndWritesParsableFiles) {
 }
 
 TEST(AccuracyBenchTest, LearnsPhonesFromDesktopGpusWithFiveSamples) {
-  const std::string out = ::testing::TempDir() + "/accuracy_bench_f4";
-  std::filesystem::remove_all(out);
-  std::filesystem::create_directories(out);
-  const std::string cmd = std::string(LATPRED_BENCH_BIN) +
-                          " accuracy --tasks F4 --k 5 --trials 1 --selection suggest"
-                          " --threads 2 --data-dir " LATPRED_DATA_DIR " --out " + out +
-                          " > " + out + "/stdout.txt 2> " + out + "/stderr.txt";
-  ASSERT_EQ(std::system(cmd.c_str()), 0) << ReadFile(out + "/stderr.txt");
+  const std::string out = RunAccuracy("accuracy_bench_f4", "--tasks F4 --k 5");
+  ASSERT_FALSE(out.empty());
   const auto csv = ParseCsv(ReadFile(out + "/accuracy.csv"));
   const Row f4 = Find(csv, "F4", "latpred", "5");
   std::cout << "F4 at k=5: Spearman " << f4.spearman << "\n";
