@@ -198,11 +198,12 @@ OpCountLayout CountLayout(const core::SearchSpace& space, int num_features) {
   const int one_hot = num_features - core::SearchSpace::kCostFeatures;
   OpCountLayout layout;
   layout.blocks = one_hot % (positions * ops) == 0 ? one_hot / (positions * ops) : 0;
-  layout.columns = layout.blocks * (ops - 1);
+  layout.per_block = ops - 1;
+  layout.columns = layout.blocks * layout.per_block;
   layout.column_of.assign(num_features, -1);
   for (int j = 0; j < layout.blocks * positions * ops; ++j) {
     const int op = j % ops;
-    if (op > 0) layout.column_of[j] = (j / (positions * ops)) * (ops - 1) + op - 1;
+    if (op > 0) layout.column_of[j] = (j / (positions * ops)) * layout.per_block + op - 1;
   }
   return layout;
 }
@@ -389,7 +390,6 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   // shared by every edge or layer, so that a few samples pin down what each operation
   // costs on the device. On the standardised one-hot feature j of that operation the
   // weight u becomes u * scale_j; the count's mean over the data goes into b.
-  const int ops = space().num_ops();
   const int one_hot = f - core::SearchSpace::kCostFeatures;
   const OpCountLayout layout = CountLayout(space(), f);
   const int blocks = layout.blocks;
@@ -508,15 +508,17 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   // The operation-count families (see kCountVariances). Where the encoding has several
   // one-hot blocks (nb201: every edge, and the live edges only), the counts of each
   // block alone are members too: a device either runs dead edges or prunes them, and
-  // the sparser model that says which is what 20 samples can pin down. Measured with least squares on 20
-  // random samples of HELP's 1080ti_1 / 2080ti_1 / titan_rtx_1: Spearman 0.981 / 0.962 /
-  // 0.968 with the counts of all edges alone, 0.967 / 0.945 / 0.943 with both blocks.
+  // the sparser model that says which is what 20 samples can pin down. Measured with
+  // least squares on 20 random samples of HELP's 1080ti_1 / 2080ti_1 / titan_rtx_1:
+  // Spearman 0.981 / 0.962 / 0.968 with the counts of all edges alone, 0.967 / 0.945 /
+  // 0.943 with both blocks.
   // With latpred-bench accuracy (3 trials) at k=20: N3 0.948 -> 0.959, NA 0.965 -> 0.977,
   // N2 0.960 -> 0.971; the mean over the 12 tasks 0.914 -> 0.918.
   std::vector<Columns> count_sets;
   if (counts > 0) count_sets.push_back(all_counts);
   if (blocks > 1) {
-    for (int b = 0; b < blocks; ++b) count_sets.push_back({b * (ops - 1), (b + 1) * (ops - 1)});
+    const int per_block = layout.per_block;
+    for (int b = 0; b < blocks; ++b) count_sets.push_back({b * per_block, (b + 1) * per_block});
   }
   // The counts on top of the embedding, phi = [z; b; u], and the counts with the
   // analytic costs alone, phi = [b; u; cost weights]. Built up front: best_design may

@@ -37,7 +37,8 @@ std::vector<double> DesignRows(const BaseModel& model,
 // per block, a column per operation but the first, which is the reference.
 struct OpCountLayout {
   int blocks = 0;
-  int columns = 0;             // blocks * (num_ops - 1)
+  int per_block = 0;           // num_ops - 1 columns per block: block b is [b, b + 1) * per_block
+  int columns = 0;             // blocks * per_block
   std::vector<int> column_of;  // feature j -> its count column; -1 for none
 };
 OpCountLayout CountLayout(const core::SearchSpace& space, int num_features);

@@ -45,12 +45,13 @@ constexpr double kCountVariance = 1e-1;
 constexpr double kDeadOpVariance = kOpVariance;
 
 // Counts of each operation on dead edges (n x per_block) from the counts of a two-block
-// layout (n x 2 per_block, OpCountRows): every edge's less the live edges'.
-std::vector<double> DeadOpCounts(const std::vector<double>& count_rows, size_t n,
-                                 int per_block) {
+// layout (n x columns, OpCountRows): every edge's less the live edges'.
+std::vector<double> DeadOpCounts(const OpCountLayout& layout,
+                                 const std::vector<double>& count_rows, size_t n) {
+  const int per_block = layout.per_block;
   std::vector<double> dead(n * per_block);
   for (size_t i = 0; i < n; ++i) {
-    const double* row = &count_rows[i * 2 * per_block];
+    const double* row = &count_rows[i * layout.columns];
     for (int o = 0; o < per_block; ++o) dead[i * per_block + o] = row[o] - row[per_block + o];
   }
   return dead;
@@ -90,8 +91,7 @@ std::vector<int> BaseModel::Suggest(const std::vector<core::Architecture>& candi
                             measured.size() + k <= static_cast<size_t>(kCountDesignSamples);
   const bool dead_design = !count_design && space().positions_interchangeable() &&
                            layout.blocks == 2;
-  const int per_block = layout.blocks > 0 ? layout.columns / layout.blocks : 0;
-  const int counts = count_design ? layout.columns : dead_design ? per_block : 0;
+  const int counts = count_design ? layout.columns : dead_design ? layout.per_block : 0;
   const int p = p1 + f + counts;
   const int first_cost = p1 + f - core::SearchSpace::kCostFeatures;
   const double noise = noise_variance();
@@ -101,7 +101,7 @@ std::vector<int> BaseModel::Suggest(const std::vector<core::Architecture>& candi
     std::vector<double> count_rows;
     if (counts > 0) {
       count_rows = OpCountRows(layout, x, archs.size(), [this](int j) { return feature_scale(j); });
-      if (dead_design) count_rows = DeadOpCounts(count_rows, archs.size(), per_block);
+      if (dead_design) count_rows = DeadOpCounts(layout, count_rows, archs.size());
     }
     return SelectionRows(*this, archs, x, count_rows, counts);
   };
