@@ -202,13 +202,25 @@ absl::Status Runner::Run() {
     task.space = o.custom_space;
     task.targets = ResolveList(o.custom_target, devices, {});
     task.sources = ResolveList(o.custom_source, devices, task.targets);
-    if (task.sources.empty()) {
+    if (task.targets.empty()) return absl::InvalidArgumentError("custom task: no target device");
+    if (o.custom_each) {
+      // One task per target: its sources are every source device but itself.
+      for (const std::string& target : task.targets) {
+        TaskSpec one{target, o.custom_space, ResolveList(o.custom_source, devices, {target}),
+                     {target}, std::nullopt};
+        if (one.sources.empty()) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("custom task ", target, ": no source device but the target"));
+        }
+        report_->tasks.push_back(std::move(one));
+      }
+    } else if (task.sources.empty()) {
       return absl::InvalidArgumentError(
           "custom task: no source device left (a device in both --source and --target is a "
           "target only)");
+    } else {
+      report_->tasks.push_back(task);
     }
-    if (task.targets.empty()) return absl::InvalidArgumentError("custom task: no target device");
-    report_->tasks.push_back(task);
     tables_[o.custom_space] = std::move(*prepared);
   } else {
     if (o.tasks.empty()) {

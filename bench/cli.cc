@@ -36,6 +36,7 @@ ABSL_FLAG(std::string, data, "", "custom task: CSV latency table (index,arch,dev
 ABSL_FLAG(std::string, space, "", "custom task: search space, nb201 or fbnet");
 ABSL_FLAG(std::string, source, "", "custom task: source devices, comma-separated, or all");
 ABSL_FLAG(std::string, target, "", "custom task: target devices, comma-separated, or all");
+ABSL_FLAG(bool, each, false, "custom task: one task per target, its sources every other one");
 
 namespace latpred::bench {
 namespace {
@@ -71,6 +72,9 @@ flags (--a-b and --a_b are the same flag):
 custom task (replaces the standard tasks; named "custom"):
   --data FILE.csv --space nb201|fbnet --source a,b|all --target c,d|all
   (all: every device of the file; a device in both lists is a target only)
+  --each                  one task per target, named after it, learned from every
+                          source but itself: --source all --target all --each leaves
+                          each device of the file out in turn
 )";
 
 absl::StatusOr<AccuracyOptions> AccuracyOptionsFromFlags() {
@@ -102,6 +106,10 @@ absl::StatusOr<AccuracyOptions> AccuracyOptionsFromFlags() {
   o.custom_space = absl::GetFlag(FLAGS_space);
   o.custom_source = ParseNameList(absl::GetFlag(FLAGS_source));
   o.custom_target = ParseNameList(absl::GetFlag(FLAGS_target));
+  o.custom_each = absl::GetFlag(FLAGS_each);
+  if (o.custom_each && o.custom_data.empty()) {
+    return absl::InvalidArgumentError("--each splits the custom task: it needs --data");
+  }
   if (o.custom_data.empty() &&
       (!o.custom_space.empty() || !o.custom_source.empty() || !o.custom_target.empty())) {
     return absl::InvalidArgumentError("--space, --source and --target need --data");

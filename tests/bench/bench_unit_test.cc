@@ -366,8 +366,9 @@ TEST(BenchRunTest, RejectsBadOptionsBeforeTraining) {
   EXPECT_EQ(RunAccuracy(c, log).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
-TEST(BenchRunTest, CustomTaskEndToEnd) {
-  // A small table: 600 FBNet rows, four devices of the bundled data.
+// A small table: 600 FBNet rows, four devices of the bundled data (1080ti_1, fpga, raspi4,
+// samsung_a50); returns its path.
+std::string SmallFbnetTable() {
   const std::string path = ::testing::TempDir() + "/bench_custom.csv";
   {
     std::ifstream in(LATPRED_DATA_DIR "/help/fbnet_latency.csv");
@@ -383,12 +384,17 @@ TEST(BenchRunTest, CustomTaskEndToEnd) {
             keep.push_back(c);
           }
         }
-        ASSERT_EQ(keep.size(), 6u);
+        EXPECT_EQ(keep.size(), 6u);
       }
       for (size_t i = 0; i < keep.size(); ++i) out << (i ? "," : "") << cells[keep[i]];
       out << "\n";
     }
   }
+  return path;
+}
+
+TEST(BenchRunTest, CustomTaskEndToEnd) {
+  const std::string path = SmallFbnetTable();
   AccuracyOptions o;
   o.custom_data = path;
   o.custom_space = "fbnet";
@@ -422,6 +428,40 @@ TEST(BenchRunTest, CustomTaskEndToEnd) {
   std::ostringstream printed;
   PrintReport(*report, printed);
   EXPECT_NE(printed.str().find("no published figures"), std::string::npos) << printed.str();
+}
+
+// --each: every target is a task of its own, learned from every other device.
+TEST(BenchRunTest, CustomTaskPerTargetLeavesEachDeviceOut) {
+  AccuracyOptions o;
+  o.custom_data = SmallFbnetTable();
+  o.custom_space = "fbnet";
+  o.custom_source = {"all"};
+  o.custom_target = {"all"};
+  o.custom_each = true;
+  o.ks = {3};
+  o.trials = 1;
+  o.epochs = 2;
+  o.selection = SelectionMode::kSuggest;
+  std::ostringstream log;
+  auto report = RunAccuracy(o, log);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_EQ(report->tasks.size(), 4u);
+  const std::vector<std::string> all = {"1080ti_1", "fpga", "raspi4", "samsung_a50"};
+  for (size_t t = 0; t < all.size(); ++t) {
+    const TaskSpec& task = report->tasks[t];
+    EXPECT_EQ(task.name, all[t]);
+    EXPECT_EQ(task.targets, std::vector<std::string>{all[t]});
+    std::vector<std::string> others = all;
+    others.erase(others.begin() + t);
+    EXPECT_EQ(task.sources, others);
+    const Aggregate* a = report->Find(all[t], 3, Selection::kSuggest, Method::kLatpred);
+    ASSERT_NE(a, nullptr) << all[t];
+    EXPECT_EQ(a->targets, 1);
+  }
+  // A single device cannot be left out: nothing would remain to learn from.
+  o.custom_source = {"fpga"};
+  o.custom_target = {"fpga"};
+  EXPECT_EQ(RunAccuracy(o, log).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -51,6 +51,9 @@ struct AccuracyOptions {
   std::string custom_space;                 // "nb201" or "fbnet"
   std::vector<std::string> custom_source;   // {"all"}: every device not a target
   std::vector<std::string> custom_target;   // {"all"}: every device of the file
+  // One task per target instead of one for all: each named after its target and
+  // learned from every source but itself (with all / all: leave one device out).
+  bool custom_each = false;
 };
 
 struct Metrics {
