@@ -11,11 +11,12 @@
 // architecture's features (FLOPs, bytes, kernels, operations) alone, down to its
 // simplest member, latency as a power of FLOPs near 1. A fourth, the operation counts,
 // learns what each operation costs wherever it sits (see kCountVariances), on top of
-// the embedding or with the analytic costs alone. The head
-// is the evidence-weighted average of every setting's posterior mean (Bayesian model
-// averaging over the grid), so a residual only matters as far as the evidence backs
-// it. All of it is closed form in at most
-// dim + 1 + num_features dimensions: milliseconds, not seconds.
+// the embedding or with the analytic costs alone; a fifth, the additive family, adds
+// those costs up in latency rather than in log latency (see kAdditive). The head is the
+// evidence-weighted average of every setting's posterior mean (Bayesian model averaging
+// over the grid), so a residual only matters as far as the evidence backs it; the
+// additive family's share is a term of its own (DeviceHead::add_weight). All of it is
+// closed form in at most dim + 1 + num_features dimensions: milliseconds, not seconds.
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -78,8 +79,21 @@ constexpr double kCountCostVariances[] = {0, 0.1};
 // 0.760 / 0.810 / 0.891 / 0.909 -> 0.776 / 0.830 / 0.901 / 0.914; F4 at k=20 0.721 ->
 // 0.742, F3 0.771 -> 0.801, F2 at k=5 0.847 -> 0.917.
 constexpr double kDeviceNoiseVariances[] = {1e-3, 1e-2, 4e-2};
+// The additive family: latency as a sum of what each operation costs, t(a) = c0 + sum
+// over operations o of c_o * count_o(a), over the same count sets as the operation
+// counts, in spaces whose positions are interchangeable (nb201). A device that runs the
+// operations of a network one after another adds their times; the count family's
+// log-linear form multiplies them instead. Measured with
+// least squares on 20 random samples of HELP's devices (Spearman, log-linear ->
+// additive, counts of all edges): 1080ti_1 0.980 -> 0.987, titan_rtx_1 0.964 -> 0.976,
+// eyeriss 0.994 -> 0.997. The prior holds every cost relative to a block's first
+// operation (nb201: none) non-negative, truncated there: on live edges that is exact (a
+// pruned edge costs nothing). Without the truncation, five samples of LatBench's
+// Snapdragon 675 DSP gave it costs below none and Spearman 0.630 (0.788 without the
+// family); with it, 0.787.
 // The families of settings that Adapt averages (see the model averaging in Adapt).
-constexpr int kStage1 = 0, kResidual = 1, kCostModel = 2, kCounts = 3, kOneCost = 4, kFamilies = 5;
+constexpr int kStage1 = 0, kResidual = 1, kCostModel = 2, kCounts = 3, kOneCost = 4,
+              kAdditive = 5, kFamilies = 6;
 // Leave-one-out refits are cheap; cap them so that thousands of samples stay fast.
 constexpr int kMaxLooSamples = 200;
 // Stage 2 builds on this many of the best stage-1 settings.
@@ -553,7 +567,89 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     }
   }
 
-  // The best single setting, for the leave-one-out estimate below.
+  // The additive family (see kAdditive): latency as a sum of what each operation costs,
+  // t = y / ybar = c0 + sum over operations o of c_o * (count_o - its mean count), for
+  // each count set, with relative noise (variance noise * t^2, the log-space noise to
+  // first order). Dividing each sample's row by its t makes that an ordinary Bayesian
+  // linear regression of 1 on rows / t whose evidence is that of the log latencies, so
+  // it competes with the other families on equal terms. Its prediction is not linear in
+  // the features: it is kept apart from theta and averaged into the head's additive
+  // part.
+  // Only where every position of an operation costs the same (nb201's edges) is a
+  // count the sum of its costs; fbnet's layers differ by stage.
+  double log_ybar = 0;
+  for (double v : y) log_ybar += v;
+  log_ybar /= static_cast<double>(y.size());
+  const std::vector<Columns> additive_sets =
+      space().positions_interchangeable() ? count_sets : std::vector<Columns>{};
+  for (const Columns& cc : additive_sets) {
+    const int n_counts = cc.end - cc.begin;
+    const int qa = 1 + n_counts;
+    std::vector<double> add_rows(archs.size() * qa);
+    const std::vector<double> ones(archs.size(), 1.0);
+    for (size_t i = 0; i < archs.size(); ++i) {
+      const double inv_t = std::exp(log_ybar - y[i]);
+      add_rows[i * qa] = inv_t;
+      for (int c = 0; c < n_counts; ++c) {
+        add_rows[i * qa + 1 + c] = count_rows[i * counts + cc.begin + c] * inv_t;
+      }
+    }
+    const Gram add_gram = MakeGram(add_rows, ones, qa);
+    // The costs the prior is truncated to (see kAdditive): each operation's cost in a
+    // block, and with both blocks its cost on a live edge, the sum of the two weights.
+    std::vector<std::vector<int>> nonnegative;
+    const int per = layout.per_block;
+    const bool both_blocks = n_counts == 2 * per;
+    for (int c = 0; c < (both_blocks ? per : n_counts); ++c) {
+      nonnegative.push_back({c});
+      if (both_blocks) nonnegative.push_back({c, per + c});
+    }
+    std::vector<double> add_mean(qa, 0.0), add_var(qa);
+    add_mean[0] = 1;
+    for (double v : kCountVariances) {
+      std::fill(add_var.begin(), add_var.end(), v);
+      add_var[0] = kBiasPriorVariance;
+      for (double noise : NoiseGrid(noise_variance(), kCostModelNoiseScales)) {
+        const PriorSetting setting = block_prior(nullptr, add_mean, add_var, noise);
+        std::vector<double> phi;
+        double evidence = Posterior(add_gram, setting.mean, setting.cov_lower,
+                                    setting.cov_inv, noise, &phi);
+        if (evidence == -INFINITY) continue;
+        // The evidence under the truncated prior: the plain evidence times P(posterior
+        // in the region) / P(prior in the region), each taken as the product of every
+        // constraint's marginal probability (the prior's is 1/2 each).
+        Matrix precision(qa);
+        for (int r = 0; r < qa; ++r) {
+          for (int c = 0; c < qa; ++c) {
+            precision(r, c) = setting.cov_inv(r, c) + add_gram.xtx(r, c) / noise;
+          }
+        }
+        Matrix precision_lower;
+        if (!Cholesky(precision, &precision_lower)) continue;
+        const Matrix post_cov = CholeskyInverse(precision_lower);
+        for (const std::vector<int>& cols : nonnegative) {
+          double mean = 0, var = 0;
+          for (int r : cols) {
+            mean += phi[1 + r];
+            for (int c : cols) var += post_cov(1 + r, 1 + c);
+          }
+          const double inside = 0.5 * std::erfc(-mean / std::sqrt(2 * std::max(var, 1e-300)));
+          evidence += std::log(std::max(inside, 1e-300) / 0.5);
+        }
+        // [c0; the weight of each standardised feature], as in the count designs.
+        std::vector<double> coef(1 + f, 0.0);
+        coef[0] = phi[0];
+        for (int j = 0; j < f; ++j) {
+          const int c = count_of[j];
+          if (c >= cc.begin && c < cc.end) coef[1 + j] = phi[1 + c - cc.begin] * feature_scale(j);
+        }
+        scored.push_back(Scored{evidence, std::move(coef), kAdditive});
+      }
+    }
+  }
+
+  double add_weight = 0;
+  std::vector<double> add_coef;
   const std::vector<double>* loo_rows = &best_design->rows;
   const int loo_p = best_design->q;
   if (!scored.empty()) {
@@ -569,20 +665,38 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     // mean Spearman 0.736 / 0.793 / 0.891 / 0.906 -> 0.757 / 0.806 / 0.892 / 0.908.
     std::array<int, kFamilies> family_size{};
     for (const Scored& entry : scored) ++family_size[entry.family];
-    std::vector<double> avg(p2, 0.0);
-    double total = 0;
+    double top_evidence = best;
+    for (const Scored& entry : scored) top_evidence = std::max(top_evidence, entry.evidence);
+    std::vector<double> avg(p2, 0.0), add(1 + f, 0.0);
+    double total = 0, add_total = 0;
     for (const Scored& entry : scored) {
-      const double weight = std::exp(entry.evidence - best) / family_size[entry.family];
+      const double weight = std::exp(entry.evidence - top_evidence) / family_size[entry.family];
       total += weight;
-      for (size_t k = 0; k < entry.theta.size(); ++k) avg[k] += weight * entry.theta[k];
+      if (entry.family == kAdditive) {
+        add_total += weight;
+        for (size_t k = 0; k < entry.theta.size(); ++k) add[k] += weight * entry.theta[k];
+      } else {
+        for (size_t k = 0; k < entry.theta.size(); ++k) avg[k] += weight * entry.theta[k];
+      }
     }
     for (double& v : avg) v /= total;
     best_theta = avg;
+    if (add_total > 1e-6 * total) {
+      add_weight = add_total / total;
+      for (double& v : add) v /= add_total;
+      add_coef = std::move(add);
+    }
+  }
+  DeviceHead head;
+  if (add_weight > 0) {
+    head.add_weight = add_weight;
+    head.add_log_scale = log_ybar;
+    head.add_bias = add_coef[0];
+    head.add_w.assign(add_coef.begin() + 1, add_coef.end());
   }
   bool residual = false;
   for (size_t k = p; k < best_theta.size(); ++k) residual |= best_theta[k] != 0;
 
-  DeviceHead head;
   head.z.assign(best_theta.begin(), best_theta.begin() + dim);
   head.b = best_theta[dim];
   if (residual) head.w.assign(best_theta.begin() + p, best_theta.end());

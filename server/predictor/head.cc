@@ -1,4 +1,6 @@
 // Serialisation of device heads: a short text format, stable across versions.
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 
 #include "absl/status/status.h"
@@ -9,6 +11,10 @@
 
 namespace latpred::predictor {
 namespace {
+
+// The smallest relative latency the additive part predicts: a sum of costs fitted on a
+// few samples can extrapolate below zero.
+constexpr double kAdditiveFloor = 0.05;
 
 // Shortest text that reads back as the same double.
 std::string Exact(double v) {
@@ -25,6 +31,11 @@ std::string DeviceHead::Serialize() const {
   if (!w.empty()) {
     absl::StrAppend(&out, "\nw=");
     for (size_t i = 0; i < w.size(); ++i) absl::StrAppend(&out, i ? "," : "", Exact(w[i]));
+  }
+  if (add_weight > 0) {
+    absl::StrAppend(&out, "\nadd=", Exact(add_weight), ",", Exact(add_log_scale), ",",
+                    Exact(add_bias));
+    for (double v : add_w) absl::StrAppend(&out, ",", Exact(v));
   }
   absl::StrAppend(&out, "\nfit=", fit.samples, ",", Exact(fit.fit_spearman), ",",
                   Exact(fit.fit_mape), ",", Exact(fit.loo_mape), ",", Exact(fit.seconds), "\n");
@@ -49,6 +60,14 @@ absl::StatusOr<DeviceHead> DeviceHead::Deserialize(std::string_view blob) {
     } else if (kv.first == "w") {
       head.w.resize(parts.size());
       for (size_t k = 0; k < parts.size() && ok; ++k) ok = absl::SimpleAtod(parts[k], &head.w[k]);
+    } else if (kv.first == "add") {
+      ok = parts.size() >= 3 && absl::SimpleAtod(parts[0], &head.add_weight) &&
+           absl::SimpleAtod(parts[1], &head.add_log_scale) &&
+           absl::SimpleAtod(parts[2], &head.add_bias);
+      head.add_w.resize(ok ? parts.size() - 3 : 0);
+      for (size_t k = 0; k < head.add_w.size() && ok; ++k) {
+        ok = absl::SimpleAtod(parts[k + 3], &head.add_w[k]);
+      }
     } else if (kv.first == "fit" && parts.size() == 5) {
       ok = absl::SimpleAtoi(parts[0], &head.fit.samples) &&
            absl::SimpleAtod(parts[1], &head.fit.fit_spearman) &&
@@ -60,6 +79,12 @@ absl::StatusOr<DeviceHead> DeviceHead::Deserialize(std::string_view blob) {
   }
   if (head.z.empty()) return absl::DataLossError("stored device head has no weights");
   return head;
+}
+
+double DeviceHead::AdditiveLogLatency(const double* x, size_t n) const {
+  double t = add_bias;
+  for (size_t j = 0; j < std::min(n, add_w.size()); ++j) t += x[j] * add_w[j];
+  return add_weight * (add_log_scale + std::log(std::max(t, kAdditiveFloor)));
 }
 
 }  // namespace latpred::predictor

@@ -110,10 +110,11 @@ struct BaseModel::Impl {
     const double* h = &dense[index * dim];
     double y = head.b;
     for (int k = 0; k < dim; ++k) y += h[k] * head.z[k];
+    const double* x = &dense_features[index * features];
     if (!head.w.empty()) {
-      const double* x = &dense_features[index * features];
       for (int j = 0; j < features; ++j) y += x[j] * head.w[j];
     }
+    if (head.add_weight > 0) y += head.AdditiveLogLatency(x, features);
     return y;
   }
 
@@ -336,14 +337,17 @@ void BaseModel::Predict(const DeviceHead& head, const std::vector<core::Architec
     return;
   }
   PredictEmbedded(head, archs, out);
-  if (head.w.empty()) return;
-  // The residual on the features: x(a) . w, in log space.
+  if (head.w.empty() && head.add_weight == 0) return;
+  // The residual on the features, x(a) . w, and the additive part, in log space.
   std::vector<float> scratch(f);
   std::vector<double> x(f);
   for (size_t i = 0; i < archs.size(); ++i) {
     impl_->StandardFeatures(archs[i], scratch.data(), x.data());
     double r = 0;
-    for (int j = 0; j < f; ++j) r += x[j] * head.w[j];
+    if (!head.w.empty()) {
+      for (int j = 0; j < f; ++j) r += x[j] * head.w[j];
+    }
+    if (head.add_weight > 0) r += head.AdditiveLogLatency(x.data(), x.size());
     out[i] *= std::exp(r);
   }
 }

@@ -6,7 +6,9 @@
 // NA (desktop GPUs learned from edge devices) needs the operation-count family of Adapt,
 // FD (an FPGA, a Raspberry Pi, Eyeriss) the cost model; about 15 s. A second run, F4 at
 // k=5 (phones and a Xeon learned from desktop GPUs alone), needs latency as a power of
-// one cost to hold its own share of the prior; about 8 s.
+// one cost to hold its own share of the prior; about 8 s. A third, N3 at k=20 (desktop
+// GPUs at batch 1 learned from edge and mobile devices), needs latency as a sum of
+// per-operation costs; about 6 s.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -34,6 +36,10 @@ constexpr double kFdWithin10Floor = 0.92;
 // F4 at k=5, one trial: measured 0.732 (3 trials: 0.733 +- 0.002); with one cost alone
 // sharing the cost model's prior mass, 0.706 (0.705 +- 0.001).
 constexpr double kF4FiveSpearmanFloor = 0.72;
+// N3 at k=20, one trial: measured 0.979 and 96.3% within +-10%; without latency as a sum
+// of per-operation costs (Adapt's additive family), 0.966 and 86.3%.
+constexpr double kN3SpearmanFloor = 0.972;
+constexpr double kN3Within10Floor = 0.92;
 
 struct Row {
   double spearman = -2;
@@ -122,6 +128,16 @@ TEST(AccuracyBenchTest, LearnsPhonesFromDesktopGpusWithFiveSamples) {
   const Row f4 = Find(csv, "F4", "latpred", "5");
   std::cout << "F4 at k=5: Spearman " << f4.spearman << "\n";
   EXPECT_GE(f4.spearman, kF4FiveSpearmanFloor);
+}
+
+TEST(AccuracyBenchTest, LearnsDesktopGpusFromEdgeDevicesAsSumsOfOperationCosts) {
+  const std::string out = RunAccuracy("accuracy_bench_n3", "--tasks N3 --k 20");
+  ASSERT_FALSE(out.empty());
+  const auto csv = ParseCsv(ReadFile(out + "/accuracy.csv"));
+  const Row n3 = Find(csv, "N3", "latpred");
+  std::cout << "N3 at k=20: Spearman " << n3.spearman << ", within +-10% " << n3.within10 << "\n";
+  EXPECT_GE(n3.spearman, kN3SpearmanFloor);
+  EXPECT_GE(n3.within10, kN3Within10Floor);
 }
 
 TEST(AccuracyBenchTest, HelpListsSubcommandsAndBadFlagsFail) {

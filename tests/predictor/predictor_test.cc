@@ -200,11 +200,33 @@ TEST_F(PredictorTest, HeadRoundTripsExactly) {
   std::set<size_t> used;
   auto head = (*model_)->Adapt(RandomObservations(5, &used));
   ASSERT_TRUE(head.ok());
+  head->add_weight = 0.25;
+  head->add_log_scale = -1.5;
+  head->add_bias = 0.875;
+  head->add_w.assign((*model_)->num_features(), 0.0);
+  head->add_w[3] = 0.1;
   auto back = DeviceHead::Deserialize(head->Serialize());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->z, head->z);
   EXPECT_EQ(back->b, head->b);
+  EXPECT_EQ(back->w, head->w);
+  EXPECT_EQ(back->add_weight, head->add_weight);
+  EXPECT_EQ(back->add_log_scale, head->add_log_scale);
+  EXPECT_EQ(back->add_bias, head->add_bias);
+  EXPECT_EQ(back->add_w, head->add_w);
   EXPECT_EQ(back->fit.samples, 5);
+  std::vector<core::Architecture> archs(table_->archs.begin(), table_->archs.begin() + 20);
+  std::vector<double> a(archs.size()), b(archs.size());
+  (*model_)->Predict(*head, archs, a.data());
+  (*model_)->Predict(*back, archs, b.data());
+  EXPECT_EQ(a, b);
+  // A head written before the additive part existed reads back without one.
+  DeviceHead plain = *head;
+  plain.add_weight = 0;
+  auto old = DeviceHead::Deserialize(plain.Serialize());
+  ASSERT_TRUE(old.ok()) << old.status();
+  EXPECT_EQ(old->add_weight, 0);
+  EXPECT_TRUE(old->add_w.empty());
 }
 
 TEST_F(PredictorTest, AdaptRejectsNonPositiveAndNonFiniteLatencies) {

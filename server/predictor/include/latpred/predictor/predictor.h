@@ -11,13 +11,14 @@
 // also weighs, by the same evidence, heads that lean on the source devices less: a
 // residual on the encoding, a cost model (FLOPs, params, bytes, kernels), latency as a
 // power of one of those costs, and one weight per operation shared by every edge or
-// layer (adapt.cc).
+// layer, in log latency or added up in latency (adapt.cc).
 //
 // Torch stays inside predictor.cc; this header is plain C++.
 #ifndef LATPRED_PREDICTOR_PREDICTOR_H_
 #define LATPRED_PREDICTOR_PREDICTOR_H_
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -73,14 +74,24 @@ struct FitStats {
   double seconds = 0;
 };
 
-// A device's head: log latency = h(a) . z + b + x(a) . w, where x(a) is the standardised
-// encoding of a; w (empty when unused) lets a device that the source devices do not
-// span correct per-operation costs once it has enough samples to show it.
+// A device's head: log latency = h(a) . z + b + x(a) . w + the additive part, where x(a)
+// is the standardised encoding of a; w (empty when unused) lets a device that the source
+// devices do not span correct per-operation costs once it has enough samples to show it.
 struct DeviceHead {
   std::vector<double> z;
   double b = 0;
   std::vector<double> w;
+  // The additive part: log latency gains add_weight * (add_log_scale + log(max(floor,
+  // add_bias + x(a) . add_w))), a latency that is a sum of per-operation costs rather
+  // than their product. Absent (add_weight 0) unless Adapt's evidence backs it.
+  double add_weight = 0;
+  double add_log_scale = 0;
+  double add_bias = 0;
+  std::vector<double> add_w;
   FitStats fit;
+
+  // The additive part's log latency for the n standardised features x.
+  double AdditiveLogLatency(const double* x, size_t n) const;
 
   std::string Serialize() const;
   static absl::StatusOr<DeviceHead> Deserialize(std::string_view blob);
