@@ -126,9 +126,11 @@ Gram MakeGram(const std::vector<double>& rows, const std::vector<double>& y, int
 }
 
 // Posterior of theta under prior N(mean, cov) and noise variance noise; returns the
-// log evidence and writes the posterior mean.
+// log evidence and writes the posterior mean, and the Cholesky factor of the posterior
+// precision when precision_lower is not null.
 double Posterior(const Gram& g, const std::vector<double>& mean, const Matrix& cov_lower,
-                 const Matrix& cov_inv, double noise, std::vector<double>* post_mean) {
+                 const Matrix& cov_inv, double noise, std::vector<double>* post_mean,
+                 Matrix* precision_lower = nullptr) {
   const int p = cov_inv.n;
   Matrix a(p);
   std::vector<double> rhs(p, 0);
@@ -143,8 +145,10 @@ double Posterior(const Gram& g, const std::vector<double>& mean, const Matrix& c
   if (!Cholesky(a, &a_lower)) return -INFINITY;
   *post_mean = CholeskySolve(a_lower, rhs);
   double quad = g.yty / noise + Quadratic(mean, cov_inv, mean) - Quadratic(*post_mean, a, *post_mean);
-  return -0.5 * (g.n * std::log(2 * M_PI * noise) + CholeskyLogDet(cov_lower) +
-                 CholeskyLogDet(a_lower) + quad);
+  const double evidence = -0.5 * (g.n * std::log(2 * M_PI * noise) +
+                                  CholeskyLogDet(cov_lower) + CholeskyLogDet(a_lower) + quad);
+  if (precision_lower != nullptr) *precision_lower = std::move(a_lower);
+  return evidence;
 }
 
 // One prior setting on the grid, factorised once.
@@ -599,10 +603,9 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     // block, and with both blocks its cost on a live edge, the sum of the two weights.
     std::vector<std::vector<int>> nonnegative;
     const int per = layout.per_block;
-    const bool both_blocks = n_counts == 2 * per;
-    for (int c = 0; c < (both_blocks ? per : n_counts); ++c) {
+    for (int c = 0; c < per; ++c) {
       nonnegative.push_back({c});
-      if (both_blocks) nonnegative.push_back({c, per + c});
+      if (n_counts == 2 * per) nonnegative.push_back({c, per + c});
     }
     std::vector<double> add_mean(qa, 0.0), add_var(qa);
     add_mean[0] = 1;
@@ -612,20 +615,13 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
       for (double noise : NoiseGrid(noise_variance(), kCostModelNoiseScales)) {
         const PriorSetting setting = block_prior(nullptr, add_mean, add_var, noise);
         std::vector<double> phi;
+        Matrix precision_lower;
         double evidence = Posterior(add_gram, setting.mean, setting.cov_lower,
-                                    setting.cov_inv, noise, &phi);
+                                    setting.cov_inv, noise, &phi, &precision_lower);
         if (evidence == -INFINITY) continue;
         // The evidence under the truncated prior: the plain evidence times P(posterior
         // in the region) / P(prior in the region), each taken as the product of every
         // constraint's marginal probability (the prior's is 1/2 each).
-        Matrix precision(qa);
-        for (int r = 0; r < qa; ++r) {
-          for (int c = 0; c < qa; ++c) {
-            precision(r, c) = setting.cov_inv(r, c) + add_gram.xtx(r, c) / noise;
-          }
-        }
-        Matrix precision_lower;
-        if (!Cholesky(precision, &precision_lower)) continue;
         const Matrix post_cov = CholeskyInverse(precision_lower);
         for (const std::vector<int>& cols : nonnegative) {
           double mean = 0, var = 0;
