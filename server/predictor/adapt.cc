@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <array>
 #include <chrono>
+#include <functional>
 #include <cmath>
 #include <utility>
 
@@ -91,9 +92,14 @@ constexpr double kDeviceNoiseVariances[] = {1e-3, 1e-2, 4e-2};
 // pruned edge costs nothing). Without the truncation, five samples of LatBench's
 // Snapdragon 675 DSP gave it costs below none and Spearman 0.630 (0.788 without the
 // family); with it, 0.787.
+// The additive cost model: latency as a sum of the analytic costs (FLOPs, params, bytes,
+// kernels), each with a non-negative rate, rather than a power law of them as in the
+// cost model. It holds wherever the whole network's costs are sums over its layers, so
+// in every space. Prior variances of the rates, relative to the typical latency:
+constexpr double kAdditiveCostVariances[] = {0.1, 1, 10};
 // The families of settings that Adapt averages (see the model averaging in Adapt).
 constexpr int kStage1 = 0, kResidual = 1, kCostModel = 2, kCounts = 3, kOneCost = 4,
-              kAdditive = 5, kFamilies = 6;
+              kAdditive = 5, kAdditiveCosts = 6, kFamilies = 7;
 // Leave-one-out refits are cheap; cap them so that thousands of samples stay fast.
 constexpr int kMaxLooSamples = 200;
 // Stage 2 builds on this many of the best stage-1 settings.
@@ -584,32 +590,32 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   double log_ybar = 0;
   for (double v : y) log_ybar += v;
   log_ybar /= static_cast<double>(y.size());
-  const std::vector<Columns> additive_sets =
-      space().positions_interchangeable() ? count_sets : std::vector<Columns>{};
-  for (const Columns& cc : additive_sets) {
-    const int n_counts = cc.end - cc.begin;
-    const int qa = 1 + n_counts;
+  // The additive part's coefficients: [c0; the weight of each standardised feature; the
+  // amplitude of each log1p-encoded cost in linear scale (DeviceHead::add_exp)].
+  const int exp_costs = core::SearchSpace::kCostFeatures - 1;
+  const int coef_size = 1 + f + exp_costs;
+  // Scores every prior setting of an additive design: `columns` values per sample, the
+  // terms that t sums besides c0; `nonnegative` lists the sums of columns the prior is
+  // truncated to; to_coef maps phi = [c0; column weights] to the coefficients.
+  const auto score_additive = [&](const std::vector<double>& columns, int n_columns,
+                                  int family, const std::vector<std::vector<int>>& nonnegative,
+                                  const std::vector<double>& variances,
+                                  const std::function<void(const std::vector<double>&,
+                                                           std::vector<double>*)>& to_coef) {
+    const int qa = 1 + n_columns;
     std::vector<double> add_rows(archs.size() * qa);
     const std::vector<double> ones(archs.size(), 1.0);
     for (size_t i = 0; i < archs.size(); ++i) {
       const double inv_t = std::exp(log_ybar - y[i]);
       add_rows[i * qa] = inv_t;
-      for (int c = 0; c < n_counts; ++c) {
-        add_rows[i * qa + 1 + c] = count_rows[i * counts + cc.begin + c] * inv_t;
+      for (int c = 0; c < n_columns; ++c) {
+        add_rows[i * qa + 1 + c] = columns[i * n_columns + c] * inv_t;
       }
     }
     const Gram add_gram = MakeGram(add_rows, ones, qa);
-    // The costs the prior is truncated to (see kAdditive): each operation's cost in a
-    // block, and with both blocks its cost on a live edge, the sum of the two weights.
-    std::vector<std::vector<int>> nonnegative;
-    const int per = layout.per_block;
-    for (int c = 0; c < per; ++c) {
-      nonnegative.push_back({c});
-      if (n_counts == 2 * per) nonnegative.push_back({c, per + c});
-    }
     std::vector<double> add_mean(qa, 0.0), add_var(qa);
     add_mean[0] = 1;
-    for (double v : kCountVariances) {
+    for (double v : variances) {
       std::fill(add_var.begin(), add_var.end(), v);
       add_var[0] = kBiasPriorVariance;
       for (double noise : NoiseGrid(noise_variance(), kCostModelNoiseScales)) {
@@ -632,16 +638,78 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
           const double inside = 0.5 * std::erfc(-mean / std::sqrt(2 * std::max(var, 1e-300)));
           evidence += std::log(std::max(inside, 1e-300) / 0.5);
         }
-        // [c0; the weight of each standardised feature], as in the count designs.
-        std::vector<double> coef(1 + f, 0.0);
+        std::vector<double> coef(coef_size, 0.0);
         coef[0] = phi[0];
-        for (int j = 0; j < f; ++j) {
-          const int c = count_of[j];
-          if (c >= cc.begin && c < cc.end) coef[1 + j] = phi[1 + c - cc.begin] * feature_scale(j);
-        }
-        scored.push_back(Scored{evidence, std::move(coef), kAdditive});
+        to_coef(phi, &coef);
+        scored.push_back(Scored{evidence, std::move(coef), family});
       }
     }
+  };
+  const std::vector<double> count_variances(std::begin(kCountVariances), std::end(kCountVariances));
+  const std::vector<Columns> additive_sets =
+      space().positions_interchangeable() ? count_sets : std::vector<Columns>{};
+  for (const Columns& cc : additive_sets) {
+    const int n_counts = cc.end - cc.begin;
+    std::vector<double> columns(archs.size() * n_counts);
+    for (size_t i = 0; i < archs.size(); ++i) {
+      std::copy(&count_rows[i * counts + cc.begin], &count_rows[i * counts + cc.end],
+                &columns[i * n_counts]);
+    }
+    // The costs the prior is truncated to (see kAdditive): each operation's cost in a
+    // block, and with both blocks its cost on a live edge, the sum of the two weights.
+    std::vector<std::vector<int>> nonnegative;
+    const int per = layout.per_block;
+    for (int c = 0; c < per; ++c) {
+      nonnegative.push_back({c});
+      if (n_counts == 2 * per) nonnegative.push_back({c, per + c});
+    }
+    score_additive(columns, n_counts, kAdditive, nonnegative, count_variances,
+                   [&](const std::vector<double>& phi, std::vector<double>* coef) {
+                     for (int j = 0; j < f; ++j) {
+                       const int c = count_of[j];
+                       if (c >= cc.begin && c < cc.end) {
+                         (*coef)[1 + j] = phi[1 + c - cc.begin] * feature_scale(j);
+                       }
+                     }
+                   });
+  }
+
+  // The additive cost model (see kAdditiveCosts): t = c0 + sum over the analytic costs
+  // of a_k * (cost_k / its typical value - 1), every a_k non-negative. FLOPs, params and
+  // bytes are encoded as log1p(cost): exp(scale * x) = (1 + cost) / exp(mean of log1p).
+  // Kernels are encoded linearly: x * scale / mean is their relative deviation.
+  {
+    std::vector<int> cost_features;
+    for (int c = 0; c < core::SearchSpace::kCostFeatures; ++c) {
+      const int j = first_cost - p + c;
+      if (c == exp_costs && !(feature_mean(j) > 0)) continue;
+      cost_features.push_back(j);
+    }
+    const int n_costs = static_cast<int>(cost_features.size());
+    std::vector<double> columns(archs.size() * n_costs);
+    for (size_t i = 0; i < archs.size(); ++i) {
+      for (int k = 0; k < n_costs; ++k) {
+        const int j = cost_features[k];
+        const double v = x[i * f + j] * feature_scale(j);
+        columns[i * n_costs + k] = k < exp_costs ? std::expm1(v) : v / feature_mean(j);
+      }
+    }
+    std::vector<std::vector<int>> nonnegative;
+    for (int k = 0; k < n_costs; ++k) nonnegative.push_back({k});
+    const std::vector<double> cost_variances(std::begin(kAdditiveCostVariances),
+                                             std::end(kAdditiveCostVariances));
+    score_additive(columns, n_costs, kAdditiveCosts, nonnegative, cost_variances,
+                   [&](const std::vector<double>& phi, std::vector<double>* coef) {
+                     for (int k = 0; k < n_costs; ++k) {
+                       const int j = cost_features[k];
+                       if (k < exp_costs) {
+                         (*coef)[0] -= phi[1 + k];
+                         (*coef)[1 + f + k] = phi[1 + k];
+                       } else {
+                         (*coef)[1 + j] = phi[1 + k] * feature_scale(j) / feature_mean(j);
+                       }
+                     }
+                   });
   }
 
   double add_weight = 0;
@@ -663,12 +731,12 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     for (const Scored& entry : scored) ++family_size[entry.family];
     double top_evidence = best;
     for (const Scored& entry : scored) top_evidence = std::max(top_evidence, entry.evidence);
-    std::vector<double> avg(p2, 0.0), add(1 + f, 0.0);
+    std::vector<double> avg(p2, 0.0), add(coef_size, 0.0);
     double total = 0, add_total = 0;
     for (const Scored& entry : scored) {
       const double weight = std::exp(entry.evidence - top_evidence) / family_size[entry.family];
       total += weight;
-      if (entry.family == kAdditive) {
+      if (entry.family == kAdditive || entry.family == kAdditiveCosts) {
         add_total += weight;
         for (size_t k = 0; k < entry.theta.size(); ++k) add[k] += weight * entry.theta[k];
       } else {
@@ -688,7 +756,13 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     head.add_weight = add_weight;
     head.add_log_scale = log_ybar;
     head.add_bias = add_coef[0];
-    head.add_w.assign(add_coef.begin() + 1, add_coef.end());
+    head.add_w.assign(add_coef.begin() + 1, add_coef.begin() + 1 + f);
+    for (int k = 0; k < exp_costs; ++k) {
+      const int j = first_cost - p + k;
+      if (add_coef[1 + f + k] != 0) {
+        head.add_exp.push_back({j, add_coef[1 + f + k], feature_scale(j)});
+      }
+    }
   }
   bool residual = false;
   for (size_t k = p; k < best_theta.size(); ++k) residual |= best_theta[k] != 0;

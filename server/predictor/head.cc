@@ -36,6 +36,13 @@ std::string DeviceHead::Serialize() const {
     absl::StrAppend(&out, "\nadd=", Exact(add_weight), ",", Exact(add_log_scale), ",",
                     Exact(add_bias));
     for (double v : add_w) absl::StrAppend(&out, ",", Exact(v));
+    if (!add_exp.empty()) {
+      absl::StrAppend(&out, "\naddexp=");
+      for (size_t i = 0; i < add_exp.size(); ++i) {
+        absl::StrAppend(&out, i ? "," : "", add_exp[i].feature, ":", Exact(add_exp[i].amplitude),
+                        ":", Exact(add_exp[i].rate));
+      }
+    }
   }
   absl::StrAppend(&out, "\nfit=", fit.samples, ",", Exact(fit.fit_spearman), ",",
                   Exact(fit.fit_mape), ",", Exact(fit.loo_mape), ",", Exact(fit.seconds), "\n");
@@ -68,6 +75,15 @@ absl::StatusOr<DeviceHead> DeviceHead::Deserialize(std::string_view blob) {
       for (size_t k = 0; k < head.add_w.size() && ok; ++k) {
         ok = absl::SimpleAtod(parts[k + 3], &head.add_w[k]);
       }
+    } else if (kv.first == "addexp") {
+      for (const std::string& part : parts) {
+        std::vector<std::string> fields = absl::StrSplit(part, ':');
+        ExpTerm term;
+        ok = ok && fields.size() == 3 && absl::SimpleAtoi(fields[0], &term.feature) &&
+             term.feature >= 0 && absl::SimpleAtod(fields[1], &term.amplitude) &&
+             absl::SimpleAtod(fields[2], &term.rate);
+        head.add_exp.push_back(term);
+      }
     } else if (kv.first == "fit" && parts.size() == 5) {
       ok = absl::SimpleAtoi(parts[0], &head.fit.samples) &&
            absl::SimpleAtod(parts[1], &head.fit.fit_spearman) &&
@@ -84,6 +100,9 @@ absl::StatusOr<DeviceHead> DeviceHead::Deserialize(std::string_view blob) {
 double DeviceHead::AdditiveLogLatency(const double* x, size_t n) const {
   double t = add_bias;
   for (size_t j = 0; j < std::min(n, add_w.size()); ++j) t += x[j] * add_w[j];
+  for (const ExpTerm& term : add_exp) {
+    if (static_cast<size_t>(term.feature) < n) t += term.amplitude * std::exp(term.rate * x[term.feature]);
+  }
   return add_weight * (add_log_scale + std::log(std::max(t, kAdditiveFloor)));
 }
 

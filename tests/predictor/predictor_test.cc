@@ -205,6 +205,8 @@ TEST_F(PredictorTest, HeadRoundTripsExactly) {
   head->add_bias = 0.875;
   head->add_w.assign((*model_)->num_features(), 0.0);
   head->add_w[3] = 0.1;
+  const int flops = (*model_)->num_features() - core::SearchSpace::kCostFeatures;
+  head->add_exp = {{flops, 0.375, 0.625}};
   auto back = DeviceHead::Deserialize(head->Serialize());
   ASSERT_TRUE(back.ok()) << back.status();
   EXPECT_EQ(back->z, head->z);
@@ -214,12 +216,24 @@ TEST_F(PredictorTest, HeadRoundTripsExactly) {
   EXPECT_EQ(back->add_log_scale, head->add_log_scale);
   EXPECT_EQ(back->add_bias, head->add_bias);
   EXPECT_EQ(back->add_w, head->add_w);
+  ASSERT_EQ(back->add_exp.size(), 1u);
+  EXPECT_EQ(back->add_exp[0].feature, flops);
+  EXPECT_EQ(back->add_exp[0].amplitude, 0.375);
+  EXPECT_EQ(back->add_exp[0].rate, head->add_exp[0].rate);
   EXPECT_EQ(back->fit.samples, 5);
   std::vector<core::Architecture> archs(table_->archs.begin(), table_->archs.begin() + 20);
   std::vector<double> a(archs.size()), b(archs.size());
   (*model_)->Predict(*head, archs, a.data());
   (*model_)->Predict(*back, archs, b.data());
   EXPECT_EQ(a, b);
+  // The cost term is part of the prediction: FLOPs differ across these networks.
+  DeviceHead no_exp = *back;
+  no_exp.add_exp.clear();
+  (*model_)->Predict(no_exp, archs, b.data());
+  EXPECT_NE(a, b);
+  std::string bad = head->Serialize();
+  bad.replace(bad.find("addexp="), 7, "addexp=x:");
+  EXPECT_EQ(DeviceHead::Deserialize(bad).status().code(), absl::StatusCode::kDataLoss);
   // A head written before the additive part existed reads back without one.
   DeviceHead plain = *head;
   plain.add_weight = 0;

@@ -88,6 +88,15 @@ struct DeviceHead {
   double add_log_scale = 0;
   double add_bias = 0;
   std::vector<double> add_w;
+  // Costs that the encoding holds as log1p(cost) enter the sum in linear scale: the sum
+  // also gains amplitude * exp(rate * x[feature]) for each term (rate = that feature's
+  // standardisation scale, so the term is proportional to 1 + the cost).
+  struct ExpTerm {
+    int feature = 0;
+    double amplitude = 0;
+    double rate = 0;
+  };
+  std::vector<ExpTerm> add_exp;
   FitStats fit;
 
   // The additive part's log latency for the n standardised features x.
