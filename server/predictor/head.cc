@@ -101,7 +101,9 @@ double DeviceHead::AdditiveLogLatency(const double* x, size_t n) const {
   double t = add_bias;
   for (size_t j = 0; j < std::min(n, add_w.size()); ++j) t += x[j] * add_w[j];
   for (const ExpTerm& term : add_exp) {
-    if (static_cast<size_t>(term.feature) < n) t += term.amplitude * std::exp(term.rate * x[term.feature]);
+    if (static_cast<size_t>(term.feature) < n) {
+      t += term.amplitude * std::exp(term.rate * x[term.feature]);
+    }
   }
   return add_weight * (add_log_scale + std::log(std::max(t, kAdditiveFloor)));
 }
