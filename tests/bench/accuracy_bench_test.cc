@@ -5,8 +5,9 @@
 //
 // NA (desktop GPUs learned from edge devices) needs the operation-count family of Adapt,
 // FD (an FPGA, a Raspberry Pi, Eyeriss) the cost model; about 15 s. A second run, F4 at
-// k=5 (phones and a Xeon learned from desktop GPUs alone), needs latency as a power of
-// one cost to hold its own share of the prior; about 8 s. A third, N3 at k=20 (desktop
+// k=5 (phones and a Xeon learned from desktop GPUs alone), needs the analytic costs
+// added up in latency and latency as a power of one cost holding its own share of the
+// prior; about 8 s. A third, N3 at k=20 (desktop
 // GPUs at batch 1 learned from edge and mobile devices), needs latency as a sum of
 // per-operation costs; about 6 s.
 #include <gtest/gtest.h>
