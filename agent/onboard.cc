@@ -281,6 +281,9 @@ absl::Status Onboard(const OnboardOptions& o) {
       static_cast<long long>(ad_r->model_version()),
       latpred::v1::ModelState_Name(ad_r->state()).c_str(), ad_r->fit().fit_spearman(),
       ad_r->fit().fit_mape(), ad_r->fit().loo_mape());
+  for (const std::string& arch : ad_r->fit().set_aside()) {
+    std::printf("set aside as a likely glitch (measure it again): %s\n", arch.c_str());
+  }
 
   // 4. Check: random architectures not among the samples (deterministic by
   // --seed).

@@ -292,9 +292,13 @@ std::string FormatAdapted(const v1::AdaptDeviceResponse& response) {
       "fit spearman:  %.3f\n"
       "fit MAPE:      %.2f%%\n"
       "LOO MAPE:      %.2f%%\n"
-      "seconds:       %.2f\n",
+      "seconds:       %.2f\n%s",
       response.model_version(), StateName(response.state()), fit.samples(),
-      fit.fit_spearman(), fit.fit_mape(), fit.loo_mape(), fit.seconds());
+      fit.fit_spearman(), fit.fit_mape(), fit.loo_mape(), fit.seconds(),
+      fit.set_aside_size() == 0
+          ? ""
+          : absl::StrCat("set aside:     ", absl::StrJoin(fit.set_aside(), " "),
+                         " (likely glitches: measure them again)\n"));
 }
 
 // `adapt`: fits the device's predictor, waiting for the fit unless --no-wait.

@@ -159,9 +159,13 @@ std::string LabelsSummary(const latpred::v1::Device& device) {
 }
 
 std::string FormatFit(const latpred::v1::FitStats& fit) {
-  return absl::StrFormat(
+  std::string out = absl::StrFormat(
       "%d samples, spearman %.3f, MAPE %.2f%%, LOO MAPE %.2f%%, %.2f s", fit.samples(),
       fit.fit_spearman(), fit.fit_mape(), fit.loo_mape(), fit.seconds());
+  if (fit.set_aside_size() > 0) {
+    absl::StrAppend(&out, ", set aside as glitches: ", absl::StrJoin(fit.set_aside(), " "));
+  }
+  return out;
 }
 
 std::string FormatDevice(const latpred::v1::Device& device) {

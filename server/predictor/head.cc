@@ -6,6 +6,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "latpred/predictor/predictor.h"
 
@@ -46,6 +47,8 @@ std::string DeviceHead::Serialize() const {
   }
   absl::StrAppend(&out, "\nfit=", fit.samples, ",", Exact(fit.fit_spearman), ",",
                   Exact(fit.fit_mape), ",", Exact(fit.loo_mape), ",", Exact(fit.seconds), "\n");
+  // Canonical architecture strings hold no ';'.
+  if (!fit.set_aside.empty()) absl::StrAppend(&out, "aside=", absl::StrJoin(fit.set_aside, ";"), "\n");
   return out;
 }
 
@@ -84,6 +87,8 @@ absl::StatusOr<DeviceHead> DeviceHead::Deserialize(std::string_view blob) {
              absl::SimpleAtod(fields[2], &term.rate);
         head.add_exp.push_back(term);
       }
+    } else if (kv.first == "aside") {
+      head.fit.set_aside = absl::StrSplit(kv.second, ';', absl::SkipEmpty());
     } else if (kv.first == "fit" && parts.size() == 5) {
       ok = absl::SimpleAtoi(parts[0], &head.fit.samples) &&
            absl::SimpleAtod(parts[1], &head.fit.fit_spearman) &&

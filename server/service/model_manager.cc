@@ -36,8 +36,9 @@ absl::StatusOr<std::vector<predictor::Observation>> ToObservations(
 std::string FitJson(const predictor::FitStats& fit) {
   return absl::StrFormat(
       "{\"samples\":%d,\"fit_spearman\":%.6f,\"fit_mape\":%.6f,\"loo_mape\":%.6f,"
-      "\"seconds\":%.6f}",
-      fit.samples, fit.fit_spearman, fit.fit_mape, fit.loo_mape, fit.seconds);
+      "\"seconds\":%.6f,\"set_aside\":%d}",
+      fit.samples, fit.fit_spearman, fit.fit_mape, fit.loo_mape, fit.seconds,
+      static_cast<int>(fit.set_aside.size()));
 }
 
 }  // namespace

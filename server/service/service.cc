@@ -79,6 +79,7 @@ void FillFit(const predictor::FitStats& fit, v1::FitStats* out) {
   out->set_fit_mape(fit.fit_mape);
   out->set_loo_mape(fit.loo_mape);
   out->set_seconds(fit.seconds);
+  for (const std::string& arch : fit.set_aside) out->add_set_aside(arch);
 }
 
 using Clock = std::chrono::steady_clock;

@@ -306,7 +306,8 @@ TEST_F(ServerIntegrationTest, LearnsAHeldOutDeviceFromTwentySamplesAndKeepsItAcr
   (*reg.mutable_labels())["batch_size"] = "1";
   ASSERT_TRUE(c().RegisterDevice(reg).ok());
 
-  // Ask the server which 20 architectures to measure, then "measure" them.
+  // Ask the server which 20 architectures to measure, then "measure" them, one with a
+  // glitch (4x its latency, as a timer hiccup gives) that the fit must set aside.
   v1::SuggestSamplesRequest sug;
   sug.set_device(kDevice);
   sug.set_space("nb201");
@@ -318,12 +319,13 @@ TEST_F(ServerIntegrationTest, LearnsAHeldOutDeviceFromTwentySamplesAndKeepsItAcr
   sub.set_device(kDevice);
   sub.set_space("nb201");
   std::set<std::string> measured;
+  const std::string glitched = suggested->archs(11);
   for (const std::string& arch : suggested->archs()) {
     int row = table_->RowOf(arch);
     ASSERT_GE(row, 0) << arch;
     auto* s = sub.add_samples();
     s->set_arch(arch);
-    s->set_latency_ms(table_->at(row, col));
+    s->set_latency_ms(table_->at(row, col) * (arch == glitched ? 4 : 1));
     measured.insert(arch);
   }
   ASSERT_TRUE(c().SubmitSamples(sub).ok());
@@ -332,7 +334,9 @@ TEST_F(ServerIntegrationTest, LearnsAHeldOutDeviceFromTwentySamplesAndKeepsItAcr
   adapt.set_space("nb201");
   auto adapted = c().AdaptDevice(adapt);
   ASSERT_TRUE(adapted.ok()) << adapted.status();
-  EXPECT_EQ(adapted->fit().samples(), 20);
+  EXPECT_EQ(adapted->fit().samples(), 19);
+  ASSERT_EQ(adapted->fit().set_aside_size(), 1);
+  EXPECT_EQ(adapted->fit().set_aside(0), glitched);
   EXPECT_GE(adapted->model_version(), 1);
 
   // Predict every other architecture, in batches of the server's limit.
@@ -381,6 +385,8 @@ TEST_F(ServerIntegrationTest, LearnsAHeldOutDeviceFromTwentySamplesAndKeepsItAcr
   ASSERT_EQ(dev->spaces_size(), 1);
   EXPECT_EQ(dev->spaces(0).sample_count(), 20);
   EXPECT_EQ(dev->spaces(0).state(), v1::MODEL_STATE_ADAPTED);
+  ASSERT_EQ(dev->spaces(0).fit().set_aside_size(), 1);
+  EXPECT_EQ(dev->spaces(0).fit().set_aside(0), glitched);
   std::vector<double> again;
   int64_t version_again = 0;
   predict_all(c(), &again, &version_again);

@@ -196,6 +196,29 @@ TEST_F(PredictorTest, CorruptModelBlobIsDataLoss) {
   EXPECT_FALSE(wrong_space.ok());
 }
 
+// A measurement glitch among 20 samples (one latency off by a factor of 4, as a timer
+// hiccup gives) is set aside, and the fit recovers what the clean samples give; clean
+// samples lose none.
+TEST_F(PredictorTest, SetsAsideAGlitchAmongTwentySamples) {
+  std::set<size_t> used;
+  const std::vector<Observation> clean = RandomObservations(20, &used);
+  auto clean_head = (*model_)->Adapt(clean);
+  ASSERT_TRUE(clean_head.ok()) << clean_head.status();
+  EXPECT_TRUE(clean_head->fit.set_aside.empty());
+  EXPECT_EQ(clean_head->fit.samples, 20);
+  const double clean_rho = HeldOutSpearman(*clean_head, used);
+  for (double factor : {0.25, 4.0}) {
+    std::vector<Observation> glitched = clean;
+    glitched[7].latency_ms *= factor;
+    auto head = (*model_)->Adapt(glitched);
+    ASSERT_TRUE(head.ok()) << head.status();
+    ASSERT_EQ(head->fit.set_aside.size(), 1u) << "factor " << factor;
+    EXPECT_EQ(head->fit.set_aside[0], core::Nb201Space().Canonical(clean[7].arch));
+    EXPECT_EQ(head->fit.samples, 19);
+    EXPECT_GT(HeldOutSpearman(*head, used), clean_rho - 0.01) << "factor " << factor;
+  }
+}
+
 TEST_F(PredictorTest, HeadRoundTripsExactly) {
   std::set<size_t> used;
   auto head = (*model_)->Adapt(RandomObservations(5, &used));
@@ -221,6 +244,13 @@ TEST_F(PredictorTest, HeadRoundTripsExactly) {
   EXPECT_EQ(back->add_exp[0].amplitude, 0.375);
   EXPECT_EQ(back->add_exp[0].rate, head->add_exp[0].rate);
   EXPECT_EQ(back->fit.samples, 5);
+  EXPECT_TRUE(back->fit.set_aside.empty());
+  DeviceHead aside = *head;
+  aside.fit.set_aside = {core::Nb201Space().Canonical(table_->archs[0]),
+                         core::Nb201Space().Canonical(table_->archs[1])};
+  auto aside_back = DeviceHead::Deserialize(aside.Serialize());
+  ASSERT_TRUE(aside_back.ok()) << aside_back.status();
+  EXPECT_EQ(aside_back->fit.set_aside, aside.fit.set_aside);
   std::vector<core::Architecture> archs(table_->archs.begin(), table_->archs.begin() + 20);
   std::vector<double> a(archs.size()), b(archs.size());
   (*model_)->Predict(*head, archs, a.data());

@@ -67,7 +67,7 @@ def _model_state(value: int) -> ModelState:
 def _fit(message: Any) -> FitStats:
     return FitStats(samples=message.samples, fit_spearman=message.fit_spearman,
                     fit_mape=message.fit_mape, loo_mape=message.loo_mape,
-                    seconds=message.seconds)
+                    seconds=message.seconds, set_aside=tuple(message.set_aside))
 
 
 def _device(message: Any) -> Device:

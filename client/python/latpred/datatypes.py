@@ -92,6 +92,9 @@ class FitStats:
     #: Mean absolute percentage error in leave-one-out cross-validation.
     loo_mape: float
     seconds: float
+    #: Samples left out of the fit as likely measurement glitches (architecture
+    #: strings): measure them again.
+    set_aside: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -72,6 +72,11 @@ struct FitStats {
   double fit_mape = 0;  // percent
   double loo_mape = 0;  // percent, leave-one-out; 0 when fewer than 3 samples
   double seconds = 0;
+  // The samples Adapt set aside as measurement glitches (their architectures'
+  // canonical strings; see Adapt).
+  std::vector<std::string> set_aside;
+  // log p(samples) under Adapt's model average; not stored with the head.
+  double log_evidence = 0;
 };
 
 // A device's head: log latency = h(a) . z + b + x(a) . w + the additive part, where x(a)
@@ -145,7 +150,9 @@ class BaseModel {
   // The zero-shot head: the prior mean over source devices.
   DeviceHead Prior() const;
   // Adapts a head to a device from its observations (at least one). Non-positive or
-  // non-finite latencies are INVALID_ARGUMENT.
+  // non-finite latencies are INVALID_ARGUMENT. With enough samples, the one sample
+  // that is most likely a measurement glitch is set aside where the evidence says so
+  // (FitStats::set_aside).
   absl::StatusOr<DeviceHead> Adapt(const std::vector<Observation>& observations) const;
   // Picks k of candidates (indices) that best pin down a new device's head, given the
   // architectures already measured: greedy D-optimal design on h(a) and the features
@@ -162,6 +169,8 @@ class BaseModel {
   // dense tables).
   void PredictEmbedded(const DeviceHead& head, const std::vector<core::Architecture>& archs,
                        double* out) const;
+  // Adapt on every observation, none set aside.
+  absl::StatusOr<DeviceHead> AdaptAll(const std::vector<Observation>& observations) const;
 
   struct Impl;
   explicit BaseModel(std::unique_ptr<Impl> impl);
