@@ -312,7 +312,8 @@ DeviceHead BaseModel::Prior() const {
   return HeadFrom(prior.mean, prior.dim);
 }
 
-absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& observations) const {
+absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& observations,
+                                                double* log_evidence) const {
   auto start = std::chrono::steady_clock::now();
   if (observations.empty()) {
     return absl::FailedPreconditionError("no samples to adapt on: submit samples first");
@@ -745,7 +746,8 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
                    });
   }
 
-  double add_weight = 0, log_evidence = 0;
+  double add_weight = 0;
+  *log_evidence = 0;
   std::vector<double> add_coef;
   const std::vector<double>* loo_rows = &best_design->rows;
   const int loo_p = best_design->q;
@@ -784,7 +786,7 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
     // log p(y): every family's prior mass is 1 / (the number of families scored).
     int families = 0;
     for (int size : family_size) families += size > 0;
-    log_evidence = top_evidence + std::log(total) - std::log(std::max(1, families));
+    *log_evidence = top_evidence + std::log(total) - std::log(std::max(1, families));
     if (add_total > 1e-6 * total) {
       add_weight = add_total / total;
       for (double& v : add) v /= add_total;
@@ -813,7 +815,6 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
   std::vector<double> fitted(archs.size());
   Predict(head, archs, fitted.data());
   head.fit.samples = static_cast<int>(archs.size());
-  head.fit.log_evidence = log_evidence;
   head.fit.fit_spearman = archs.size() >= 2 ? core::Spearman(truth, fitted) : 0;
   if (!std::isfinite(head.fit.fit_spearman)) head.fit.fit_spearman = 0;
   head.fit.fit_mape = core::Mape(truth, fitted);
@@ -842,7 +843,8 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
 
 absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& observations) const {
   const auto start = std::chrono::steady_clock::now();
-  absl::StatusOr<DeviceHead> head = AdaptAll(observations);
+  double evidence = 0, evidence_without = 0;
+  absl::StatusOr<DeviceHead> head = AdaptAll(observations, &evidence);
   const int n = static_cast<int>(observations.size());
   if (!head.ok() || n < kGlitchMinSamples || n > kGlitchMaxSamples) return head;
   // The candidate: the sample whose log latency the fit on all of them misses most.
@@ -865,11 +867,11 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   for (int i = 0; i < n; ++i) {
     if (i != worst) rest.push_back(observations[i]);
   }
-  absl::StatusOr<DeviceHead> without = AdaptAll(rest);
+  absl::StatusOr<DeviceHead> without = AdaptAll(rest, &evidence_without);
   if (!without.ok()) return head;
   // Posterior odds of "the candidate is a glitch" against "no glitch": p(the rest) times
   // the glitch's density at its log latency, over p(all), each with its prior.
-  const double log_odds = without->fit.log_evidence - head->fit.log_evidence +
+  const double log_odds = evidence_without - evidence +
                           std::log(kGlitchRate / (1 - kGlitchRate)) -
                           std::log(std::log(kGlitchRange));
   if (log_odds < std::log(kGlitchOdds)) return head;

@@ -75,8 +75,6 @@ struct FitStats {
   // The samples Adapt set aside as measurement glitches (their architectures'
   // canonical strings; see Adapt).
   std::vector<std::string> set_aside;
-  // log p(samples) under Adapt's model average; not stored with the head.
-  double log_evidence = 0;
 };
 
 // A device's head: log latency = h(a) . z + b + x(a) . w + the additive part, where x(a)
@@ -169,8 +167,10 @@ class BaseModel {
   // dense tables).
   void PredictEmbedded(const DeviceHead& head, const std::vector<core::Architecture>& archs,
                        double* out) const;
-  // Adapt on every observation, none set aside.
-  absl::StatusOr<DeviceHead> AdaptAll(const std::vector<Observation>& observations) const;
+  // Adapt on every observation, none set aside; writes log p(samples) under the model
+  // average to *log_evidence.
+  absl::StatusOr<DeviceHead> AdaptAll(const std::vector<Observation>& observations,
+                                      double* log_evidence) const;
 
   struct Impl;
   explicit BaseModel(std::unique_ptr<Impl> impl);
