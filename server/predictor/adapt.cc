@@ -868,17 +868,18 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     if (i != worst) rest.push_back(observations[i]);
   }
   absl::StatusOr<DeviceHead> without = AdaptAll(rest, &evidence_without);
-  if (!without.ok()) return head;
   // Posterior odds of "the candidate is a glitch" against "no glitch": p(the rest) times
   // the glitch's density at its log latency, over p(all), each with its prior.
   const double log_odds = evidence_without - evidence +
                           std::log(kGlitchRate / (1 - kGlitchRate)) -
                           std::log(std::log(kGlitchRange));
-  if (log_odds < std::log(kGlitchOdds)) return head;
-  without->fit.set_aside.push_back(space().Canonical(observations[worst].arch));
-  without->fit.seconds =
+  const bool glitch = without.ok() && log_odds >= std::log(kGlitchOdds);
+  DeviceHead& chosen = glitch ? *without : *head;
+  if (glitch) chosen.fit.set_aside.push_back(space().Canonical(observations[worst].arch));
+  // The whole call, both fits included.
+  chosen.fit.seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return without;
+  return std::move(chosen);
 }
 
 }  // namespace latpred::predictor
