@@ -109,11 +109,4 @@ double StdDev(const std::vector<double>& v) {
   return std::sqrt(s / (v.size() - 1));
 }
 
-double Median(std::vector<double> v) {
-  if (v.empty()) return kNaN;
-  std::sort(v.begin(), v.end());
-  const size_t n = v.size();
-  return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
-}
-
 }  // namespace latpred::bench

@@ -12,6 +12,7 @@
 #include "absl/strings/str_join.h"
 #include "latpred/bench/baselines.h"
 #include "latpred/bench/svg.h"
+#include "latpred/core/stats.h"
 
 namespace latpred::bench {
 namespace {
@@ -87,7 +88,7 @@ double MedianAdaptMs(const AccuracyReport& r, int k) {
   for (const AdaptTiming& t : r.adapt_timings) {
     if (k == 0 || t.k == k) v.push_back(t.seconds * 1000);
   }
-  return Median(v);
+  return core::Median(v);
 }
 
 // The random-selection ks that were run, in ascending order.

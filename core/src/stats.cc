@@ -71,6 +71,15 @@ int64_t SortCountingInversions(std::vector<double>& v) {
 
 }  // namespace
 
+double Median(std::vector<double> v) {
+  if (v.empty()) return kNaN;
+  const size_t n = v.size();
+  std::nth_element(v.begin(), v.begin() + n / 2, v.end());
+  const double upper = v[n / 2];
+  if (n % 2) return upper;
+  return 0.5 * (*std::max_element(v.begin(), v.begin() + n / 2) + upper);
+}
+
 std::vector<double> Ranks(const std::vector<double>& v) {
   std::vector<size_t> order(v.size());
   std::iota(order.begin(), order.end(), 0);

@@ -115,6 +115,13 @@ TEST(RankCorrelation, KendallHandlesLargeInputs) {
   EXPECT_LT(tau, 0.7);
 }
 
+TEST(Median, OddEvenAndEmpty) {
+  EXPECT_DOUBLE_EQ(Median({5, 1, 3}), 3.0);
+  EXPECT_DOUBLE_EQ(Median({4, 1, 3, 2}), 2.5);
+  EXPECT_DOUBLE_EQ(Median({-1, 7}), 3.0);
+  EXPECT_TRUE(std::isnan(Median({})));
+}
+
 // truth 2 4 8, pred 2.25 3.5 8: relative errors 0.125, 0.125, 0.
 TEST(ErrorBounds, MapeAndWithinBound) {
   const std::vector<double> truth = {2, 4, 8};

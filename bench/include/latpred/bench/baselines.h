@@ -41,7 +41,6 @@ std::vector<double> NearestSourcePredict(const std::vector<const std::vector<dou
 // Small statistics helpers for the report.
 double Mean(const std::vector<double>& v);    // NaN when empty
 double StdDev(const std::vector<double>& v);  // sample (n - 1) std; 0 with one value
-double Median(std::vector<double> v);         // NaN when empty
 
 }  // namespace latpred::bench
 

@@ -20,6 +20,9 @@ double Mape(const std::vector<double>& truth, const std::vector<double>& pred);
 double WithinBound(const std::vector<double>& truth, const std::vector<double>& pred,
                    double bound);
 
+// The median (the mean of the two middle values for an even count); NaN when empty.
+double Median(std::vector<double> v);
+
 // Ranks (1-based, ties averaged).
 std::vector<double> Ranks(const std::vector<double>& v);
 
