@@ -709,21 +709,22 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
   const auto source_means = [&](const std::vector<double>& ref_columns, int n_columns) {
     const int qa = 1 + n_columns;
     std::vector<std::vector<double>> means;
+    std::vector<double> design(reference.size() * qa), t(reference.size());
+    for (size_t r = 0; r < reference.size(); ++r) {
+      design[r * qa] = 1;
+      std::copy(&ref_columns[r * n_columns], &ref_columns[(r + 1) * n_columns],
+                &design[r * qa + 1]);
+    }
     for (size_t s = 0; s < prior.sources.size(); ++s) {
       const std::vector<double>& theta = prior.sources[s];
-      Matrix ata(qa);
-      std::vector<double> atb(qa, 0.0), a(qa);
       for (size_t r = 0; r < reference.size(); ++r) {
         double log_t = -source_level[s];
         for (int k = 0; k < p; ++k) log_t += reference_rows[r * p + k] * theta[k];
-        const double t = std::exp(log_t);
-        a[0] = 1;
-        for (int c = 0; c < n_columns; ++c) a[1 + c] = ref_columns[r * n_columns + c];
-        for (int i = 0; i < qa; ++i) {
-          atb[i] += a[i] * t;
-          for (int j = 0; j < qa; ++j) ata(i, j) += a[i] * a[j];
-        }
+        t[r] = std::exp(log_t);
       }
+      Gram g = MakeGram(design, t, qa);
+      Matrix& ata = g.xtx;
+      const std::vector<double>& atb = g.xty;
       for (int i = 0; i < qa; ++i) ata(i, i) += 1e-9 * (1 + ata(i, i));
       Matrix lower;
       if (!Cholesky(ata, &lower)) continue;
@@ -861,8 +862,11 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
       additive_sets.push_back({b * layout.per_block, (b + 1) * layout.per_block});
     }
   }
-  const std::vector<double> reference_counts = OpCountRows(
-      layout, reference_x, reference.size(), [this](int j) { return feature_scale(j); });
+  const std::vector<double> reference_counts =
+      additive_sets.empty()
+          ? std::vector<double>()
+          : OpCountRows(layout, reference_x, reference.size(),
+                        [this](int j) { return feature_scale(j); });
   for (const Columns& cc : additive_sets) {
     const int n_counts = cc.end - cc.begin;
     std::vector<double> columns(archs.size() * n_counts);
