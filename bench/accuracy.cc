@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <numeric>
+#include <optional>
 #include <ostream>
 #include <random>
 #include <string>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "latpred/bench/baselines.h"
 #include "latpred/core/dataset.h"
 #include "latpred/core/search_space.h"
@@ -190,23 +192,59 @@ absl::Status Runner::Run() {
     if (o.custom_space.empty()) return absl::InvalidArgumentError("--data needs --space");
     absl::StatusOr<const core::SearchSpace*> space = core::GetSearchSpace(o.custom_space);
     if (!space.ok()) return space.status();
-    absl::StatusOr<core::LatencyTable> table = core::ReadLatencyTable(o.custom_data, **space);
-    if (!table.ok()) return table.status();
-    absl::StatusOr<std::unique_ptr<Table>> prepared = Prepare(std::move(*table));
+    // Several files are joined on the architecture, each adding its devices; in --source
+    // and --target, a file's path stands for every device of that file.
+    const std::vector<std::string> files =
+        absl::StrSplit(o.custom_data, ',', absl::SkipEmpty());
+    std::map<std::string, std::vector<std::string>> file_devices;
+    std::optional<core::LatencyTable> joined;
+    for (const std::string& file : files) {
+      absl::StatusOr<core::LatencyTable> table = core::ReadLatencyTable(file, **space);
+      if (!table.ok()) return table.status();
+      file_devices[file] = table->devices;
+      if (!joined) {
+        joined = std::move(*table);
+        continue;
+      }
+      for (const std::string& device : table->devices) {
+        if (joined->DeviceColumn(device) >= 0) {
+          return absl::InvalidArgumentError(
+              absl::StrCat("--data: device '", device, "' of ", file,
+                           " is also in an earlier file; rename one of the two columns"));
+        }
+      }
+      core::MergeLatencyTables(*joined, *table);
+    }
+    if (!joined) return absl::InvalidArgumentError("--data names no file");
+    absl::StatusOr<std::unique_ptr<Table>> prepared = Prepare(std::move(*joined));
     if (!prepared.ok()) return prepared.status();
     const std::vector<std::string>& devices = (*prepared)->data.devices;
     if (o.custom_target.empty()) return absl::InvalidArgumentError("--data needs --target");
     if (o.custom_source.empty()) return absl::InvalidArgumentError("--data needs --source");
+    const auto expand = [&](const std::vector<std::string>& names) {
+      std::vector<std::string> out;
+      for (const std::string& name : names) {
+        const auto it = file_devices.find(name);
+        if (it == file_devices.end()) {
+          out.push_back(name);
+        } else {
+          out.insert(out.end(), it->second.begin(), it->second.end());
+        }
+      }
+      return out;
+    };
+    const std::vector<std::string> custom_source = expand(o.custom_source);
+    const std::vector<std::string> custom_target = expand(o.custom_target);
     TaskSpec task;
     task.name = "custom";
     task.space = o.custom_space;
-    task.targets = ResolveList(o.custom_target, devices, {});
-    task.sources = ResolveList(o.custom_source, devices, task.targets);
+    task.targets = ResolveList(custom_target, devices, {});
+    task.sources = ResolveList(custom_source, devices, task.targets);
     if (task.targets.empty()) return absl::InvalidArgumentError("custom task: no target device");
     if (o.custom_each) {
       // One task per target: its sources are every source device but itself.
       for (const std::string& target : task.targets) {
-        TaskSpec one{target, o.custom_space, ResolveList(o.custom_source, devices, {target}),
+        TaskSpec one{target, o.custom_space, ResolveList(custom_source, devices, {target}),
                      {target}, std::nullopt};
         if (one.sources.empty()) {
           return absl::InvalidArgumentError(

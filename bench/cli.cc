@@ -32,7 +32,8 @@ ABSL_FLAG(int32_t, threads, 2, "predictor threads (0: all cores)");
 ABSL_FLAG(std::string, selection, "both", "suggest, random or both");
 ABSL_FLAG(std::string, out, "bench-out", "output directory");
 ABSL_FLAG(std::string, data_dir, LATPRED_BENCH_DATA_DIR, "directory holding help/ and eagle/");
-ABSL_FLAG(std::string, data, "", "custom task: CSV latency table (index,arch,devices...)");
+ABSL_FLAG(std::string, data, "",
+          "custom task: CSV latency tables (index,arch,devices...), comma-separated");
 ABSL_FLAG(std::string, space, "", "custom task: search space, nb201 or fbnet");
 ABSL_FLAG(std::string, source, "", "custom task: source devices, comma-separated, or all");
 ABSL_FLAG(std::string, target, "", "custom task: target devices, comma-separated, or all");
@@ -70,8 +71,10 @@ flags (--a-b and --a_b are the same flag):
                           accuracy.svg
   --data-dir DIR          bundled data (help/, eagle/)
 custom task (replaces the standard tasks; named "custom"):
-  --data FILE.csv --space nb201|fbnet --source a,b|all --target c,d|all
-  (all: every device of the file; a device in both lists is a target only)
+  --data FILE.csv[,MORE.csv] --space nb201|fbnet --source a,b|all --target c,d|all
+  (all: every device of the files; a device in both lists is a target only; several
+  files are joined on the architecture, and a file's path in --source or --target
+  stands for every device of that file)
   --each                  one task per target, named after it, learned from every
                           source but itself: --source all --target all --each leaves
                           each device of the file out in turn
