@@ -889,20 +889,23 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
           ? std::vector<double>()
           : OpCountRows(layout, reference_x, reference.size(),
                         [this](int j) { return feature_scale(j); });
+  // The count columns [cc.begin, cc.end) of rows of counts (n x counts).
+  const auto block_columns = [counts](const std::vector<double>& count_matrix, size_t n,
+                                      Columns cc) {
+    const int width = cc.end - cc.begin;
+    std::vector<double> out(n * width);
+    for (size_t i = 0; i < n; ++i) {
+      std::copy(&count_matrix[i * counts + cc.begin], &count_matrix[i * counts + cc.end],
+                &out[i * width]);
+    }
+    return out;
+  };
   for (const Columns& cc : additive_sets) {
     const int n_counts = cc.end - cc.begin;
-    std::vector<double> columns(archs.size() * n_counts);
-    for (size_t i = 0; i < archs.size(); ++i) {
-      std::copy(&count_rows[i * counts + cc.begin], &count_rows[i * counts + cc.end],
-                &columns[i * n_counts]);
-    }
-    std::vector<double> ref_columns(reference.size() * n_counts);
-    for (size_t i = 0; i < reference.size(); ++i) {
-      std::copy(&reference_counts[i * counts + cc.begin],
-                &reference_counts[i * counts + cc.end], &ref_columns[i * n_counts]);
-    }
-    score_additive(columns, n_counts, kAdditive, count_variances,
-                   source_means(ref_columns, n_counts),
+    score_additive(block_columns(count_rows, archs.size(), cc), n_counts, kAdditive,
+                   count_variances,
+                   source_means(block_columns(reference_counts, reference.size(), cc),
+                                n_counts),
                    [&](const std::vector<double>& phi, std::vector<double>* coef) {
                      for (int j = 0; j < f; ++j) {
                        const int c = count_of[j];
