@@ -50,7 +50,7 @@ constexpr int kNumOps = 5;
 constexpr int kNumCostDims = 4;
 constexpr int64_t kNumArchitectures = 15625;
 static_assert(kNumArchitectures == kNumOps * kNumOps * kNumOps * kNumOps * kNumOps * kNumOps);
-constexpr int kEncodingSize = 2 * kNumEdges * kNumOps + kNumCostDims;
+constexpr int kEncodingSize = 3 * kNumEdges * kNumOps + kNumCostDims;
 constexpr size_t kMaxEcho = 40;
 
 enum Op : uint8_t { kNone = 0, kSkip = 1, kConv1x1 = 2, kConv3x3 = 3, kAvgPool = 4 };
@@ -80,9 +80,12 @@ absl::Status ErrorAt(size_t offset, absl::string_view reason) {
       absl::StrCat("nb201 architecture: offset ", offset, ": ", reason));
 }
 
-// The op of every edge after liveness: edges that cannot carry data from node 0 to
-// node 3 become none.
-std::array<uint8_t, kNumEdges> LiveOps(const Architecture& arch) {
+// The op of every edge after pruning: edges whose target cannot reach node 3 become
+// none, and with fed_only also edges whose source node 0 cannot reach. Both prunings
+// are what runtimes do: the live ops (fed_only) are what a cell computes, the output
+// ops what a runtime runs that drops the nodes without a path to the output but still
+// computes on the zeros that a none edge passes on (HELP's pixel3 and raspi4).
+std::array<uint8_t, kNumEdges> PrunedOps(const Architecture& arch, bool fed_only) {
   // Edges are sorted by target, so a source's reachability is final when it is read.
   std::array<bool, kNumNodes> from_input = {true, false, false, false};
   for (int e = 0; e < kNumEdges; ++e) {
@@ -92,12 +95,18 @@ std::array<uint8_t, kNumEdges> LiveOps(const Architecture& arch) {
   for (int e = kNumEdges - 1; e >= 0; --e) {
     if (arch.ops[e] != kNone && to_output[kEdgeTo[e]]) to_output[kEdgeFrom[e]] = true;
   }
-  std::array<uint8_t, kNumEdges> live;
+  std::array<uint8_t, kNumEdges> pruned;
   for (int e = 0; e < kNumEdges; ++e) {
-    live[e] = arch.ops[e];
-    if (!from_input[kEdgeFrom[e]] || !to_output[kEdgeTo[e]]) live[e] = kNone;
+    pruned[e] = arch.ops[e];
+    if ((fed_only && !from_input[kEdgeFrom[e]]) || !to_output[kEdgeTo[e]]) pruned[e] = kNone;
   }
-  return live;
+  return pruned;
+}
+
+// The op of every edge after liveness: edges that cannot carry data from node 0 to
+// node 3 become none.
+std::array<uint8_t, kNumEdges> LiveOps(const Architecture& arch) {
+  return PrunedOps(arch, /*fed_only=*/true);
 }
 
 // Adds one cell with C channels at side x side, given its live ops.
@@ -279,16 +288,19 @@ class Nb201SearchSpace final : public SearchSpace {
 
   int encoding_size() const override { return kEncodingSize; }
 
-  // Raw one-hot ops (30), one-hot ops after liveness (30), then log1p(flops),
-  // log1p(params), log1p(bytes) and kernels / 100.
+  // Raw one-hot ops (30), one-hot ops after liveness (30), one-hot ops of the edges
+  // with a path to the output (30; see PrunedOps), then log1p(flops), log1p(params),
+  // log1p(bytes) and kernels / 100.
   void Encode(const Architecture& arch, float* out) const override {
     std::fill(out, out + kEncodingSize, 0.0f);
     const std::array<uint8_t, kNumEdges> live = LiveOps(arch);
+    const std::array<uint8_t, kNumEdges> to_output = PrunedOps(arch, /*fed_only=*/false);
     for (int e = 0; e < kNumEdges; ++e) {
       out[e * kNumOps + arch.ops[e]] = 1.0f;
       out[(kNumEdges + e) * kNumOps + live[e]] = 1.0f;
+      out[(2 * kNumEdges + e) * kNumOps + to_output[e]] = 1.0f;
     }
-    EncodeCosts(AnalyticCosts(arch), out + 2 * kNumEdges * kNumOps);
+    EncodeCosts(AnalyticCosts(arch), out + 3 * kNumEdges * kNumOps);
   }
 
   // Costs of the whole CIFAR network; see the rules at the top of this file.

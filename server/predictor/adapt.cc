@@ -69,12 +69,17 @@ constexpr double kCostModelNoiseScales[] = {2.0, 8.0, 32.0};
 // scale, so a handful of samples can already back it.
 constexpr double kCostSlopePriorSd = 0.5;
 // Operation counts: log latency = b + sum over operations o of u_o * count_o, the count
-// taken per one-hot block (NAS-Bench-201: every edge, and the live edges only). What an
-// operation costs is mostly the same wherever it sits in a cell, so a handful of samples
-// pins down a few u_o where 24 per-edge weights need many. Measured on the bundled data
-// (least squares on every architecture), this reaches Spearman 0.97-0.999 on HELP's
-// devices with the counts of all edges (their runtimes run dead edges) and 0.93-0.99 on
-// LatBench's with the counts of live edges (theirs prune them). Prior variances of u_o:
+// taken per one-hot block (NAS-Bench-201: every edge, the live edges only, and the
+// edges with a path to the output). What an operation costs is mostly the same wherever
+// it sits in a cell, so a handful of samples pins down a few u_o where 24 per-edge
+// weights need many. Measured on the bundled data (least squares on every
+// architecture), this reaches Spearman 0.97-0.999 on most of HELP's devices with the
+// counts of all edges (their runtimes run dead edges), 0.93-0.99 on LatBench's with the
+// counts of live edges (theirs prune them), and on HELP's pixel3 and raspi4 0.962 and
+// 0.962 with the counts of edges with a path to the output (0.907 and 0.913 with all
+// edges, 0.907 and 0.906 with live ones, in the additive form): their runtimes drop
+// what cannot reach the output and compute what only none edges feed. Prior variances of
+// u_o:
 constexpr double kCountVariances[] = {0.01, 0.1, 1};
 // and of the cost features' weights when the counts stand without the embedding.
 constexpr double kCountCostVariances[] = {0, 0.1};
@@ -293,6 +298,39 @@ std::vector<double> NoiseGrid(double base, const double (&scales)[N]) {
     if (v > top) grid.push_back(v);
   }
   return grid;
+}
+
+// The one-hot blocks of a layout that the samples tell apart, from their counts (n x
+// columns, OpCountRows). A block whose counts differ from an earlier block's by the same
+// amount on every sample (centred counts: by a constant) gives a member that fits the
+// samples exactly as the earlier block's does, so it stands aside: the evidence then
+// weighs only what the samples can tell apart, and the earlier block, the more common
+// runtime, speaks for both. Without this, five samples of HELP's desktop GPUs (four of
+// them cells of one operation) could not tell every edge from the edges with a path to
+// the output, the two split the weight, and NA at k=5 fell from 0.969 to 0.949 (N2 0.967
+// -> 0.959, N4 0.936 -> 0.927; 3 trials).
+std::vector<int> BlocksTheSamplesTellApart(const OpCountLayout& layout,
+                                           const std::vector<double>& count_rows, size_t n) {
+  const int per_block = layout.per_block;
+  const auto same_on_samples = [&](int a, int b) {
+    for (int o = 0; o < per_block; ++o) {
+      const int ca = a * per_block + o, cb = b * per_block + o;
+      const double offset = count_rows[ca] - count_rows[cb];
+      for (size_t i = 1; i < n; ++i) {
+        // Counts are whole numbers: a difference that varies varies by at least 1.
+        const double d = count_rows[i * layout.columns + ca] - count_rows[i * layout.columns + cb];
+        if (std::abs(d - offset) > 1e-3) return false;
+      }
+    }
+    return true;
+  };
+  std::vector<int> told_apart;
+  for (int b = 0; b < layout.blocks; ++b) {
+    bool seen = false;
+    for (int earlier : told_apart) seen = seen || same_on_samples(b, earlier);
+    if (!seen) told_apart.push_back(b);
+  }
+  return told_apart;
 }
 
 }  // namespace
@@ -640,19 +678,21 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
   }
 
   // The operation-count families (see kCountVariances). Where the encoding has several
-  // one-hot blocks (nb201: every edge, and the live edges only), the counts of each
-  // block alone are members too: a device either runs dead edges or prunes them, and
-  // the sparser model that says which is what 20 samples can pin down. Measured with
+  // one-hot blocks (nb201: every edge, the live edges only, the edges with a path to the
+  // output), the counts of each block alone are members too: a device runs dead edges,
+  // prunes them, or prunes those that lead nowhere, and the sparser model that says
+  // which is what 20 samples can pin down. Measured with
   // least squares on 20 random samples of HELP's 1080ti_1 / 2080ti_1 / titan_rtx_1:
   // Spearman 0.981 / 0.962 / 0.968 with the counts of all edges alone, 0.967 / 0.945 /
   // 0.943 with both blocks.
   // With latpred-bench accuracy (3 trials) at k=20: N3 0.948 -> 0.959, NA 0.965 -> 0.977,
   // N2 0.960 -> 0.971; the mean over the 12 tasks 0.914 -> 0.918.
+  const std::vector<int> told_apart = BlocksTheSamplesTellApart(layout, count_rows, archs.size());
   std::vector<Columns> count_sets;
   if (counts > 0) count_sets.push_back(all_counts);
   if (blocks > 1) {
     const int per_block = layout.per_block;
-    for (int b = 0; b < blocks; ++b) count_sets.push_back({b * per_block, (b + 1) * per_block});
+    for (int b : told_apart) count_sets.push_back({b * per_block, (b + 1) * per_block});
   }
   // The counts on top of the embedding, phi = [z; b; u], and the counts with the
   // analytic costs alone, phi = [b; u; cost weights]. Built up front: best_design may
@@ -872,15 +912,16 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
     }
   };
   const std::vector<double> count_variances(std::begin(kCountVariances), std::end(kCountVariances));
-  // Each one-hot block alone (nb201: every edge, or the live edges only): a device
-  // either runs dead edges or prunes them. Both blocks together, nine parameters, fitted
+  // Each one-hot block alone that the samples tell apart (nb201: every edge, the live
+  // edges only, the edges with a path to the output): a device runs dead edges, prunes
+  // them, or prunes those that lead nowhere. Both blocks together, nine parameters, fitted
   // a plausible sum to 20 suggested samples of LatBench's Edge TPU that ranked the space
   // at Spearman 0.928 against 0.968 with the live edges alone. Measured with
   // latpred-bench accuracy (6 nb201 tasks, k 3/5/20, 3 trials), mean Spearman at k=5
   // 0.914 -> 0.917 (N4 0.914 -> 0.920), k=3 and k=20 within 0.001.
   std::vector<Columns> additive_sets;
   if (space().positions_interchangeable()) {
-    for (int b = 0; b < blocks; ++b) {
+    for (int b : told_apart) {
       additive_sets.push_back({b * layout.per_block, (b + 1) * layout.per_block});
     }
   }

@@ -140,7 +140,7 @@ TEST(Nb201Parse, SpaceShape) {
   EXPECT_EQ(Space().num_positions(), 6);
   // Every edge of a cell maps C x H x W to C x H x W.
   EXPECT_TRUE(Space().positions_interchangeable());
-  EXPECT_EQ(Space().encoding_size(), 64);
+  EXPECT_EQ(Space().encoding_size(), 94);
 }
 
 // The cell output is cut off from its input when no path of ops other than none leads
@@ -342,22 +342,26 @@ TEST(Nb201Encode, LayoutAndLiveness) {
   const std::vector<int> raw = {3, 0, 0, 1, 0, 3};
   // Live ops: only 3<-0 (skip) survives.
   const std::vector<int> live = {0, 0, 0, 1, 0, 0};
+  // Ops with a path to the output: 3<-2 (conv3x3) too, though node 2 has no input; 1<-0
+  // leads nowhere.
+  const std::vector<int> to_output = {0, 0, 0, 1, 0, 3};
   for (int e = 0; e < 6; ++e) {
     for (int op = 0; op < 5; ++op) {
       EXPECT_EQ(enc[e * 5 + op], op == raw[e] ? 1.0f : 0.0f) << e << " " << op;
       EXPECT_EQ(enc[30 + e * 5 + op], op == live[e] ? 1.0f : 0.0f) << e << " " << op;
+      EXPECT_EQ(enc[60 + e * 5 + op], op == to_output[e] ? 1.0f : 0.0f) << e << " " << op;
     }
   }
-  EXPECT_FLOAT_EQ(enc[60], std::log1p(kSkeletonFlops));
-  EXPECT_FLOAT_EQ(enc[61], std::log1p(kSkeletonParams));
-  EXPECT_FLOAT_EQ(enc[62], std::log1p(kSkeletonBytes));
-  EXPECT_FLOAT_EQ(enc[63], 0.24f);
+  EXPECT_FLOAT_EQ(enc[90], std::log1p(kSkeletonFlops));
+  EXPECT_FLOAT_EQ(enc[91], std::log1p(kSkeletonParams));
+  EXPECT_FLOAT_EQ(enc[92], std::log1p(kSkeletonBytes));
+  EXPECT_FLOAT_EQ(enc[93], 0.24f);
 }
 
 TEST(Nb201Encode, DeterministicAndDistinct) {
-  std::vector<float> a(64);
-  std::vector<float> b(64, 7.0f);
-  std::vector<float> c(64);
+  std::vector<float> a(Space().encoding_size());
+  std::vector<float> b(Space().encoding_size(), 7.0f);
+  std::vector<float> c(Space().encoding_size());
   Space().Encode(MustParse(kMixed), a.data());
   Space().Encode(MustParse(kMixed), b.data());
   Space().Encode(MustParse(kAllSkip), c.data());

@@ -326,21 +326,32 @@ TEST_F(PredictorTest, SuggestPicksCutOffArchitecturesLast) {
 
 // Above the count design's budget the picks include cells with dead edges (operations on
 // edges that cannot reach the output), so that the samples can tell a device that runs
-// dead edges from one that prunes them. Measured 9 of 20 here; 7 without the dead-edge
-// counts in the design.
+// dead edges from one that prunes them, and one that prunes only what leads nowhere.
+// Measured 8 of 20 here, 3 of them with edges that lead nowhere and 5 with edges that
+// nothing feeds; with the dead edges' counts in one group rather than split by which way
+// they are cut off, 2 and 6 (see DeadOpCounts). Before the third block, 9 of 20; 7
+// without the dead-edge counts in the design.
 TEST_F(PredictorTest, SuggestIncludesCellsWithDeadEdgesAtTwentySamples) {
   const core::SearchSpace& space = core::Nb201Space();
   std::vector<core::Architecture> pool(table_->archs.begin(), table_->archs.begin() + 2000);
-  // nb201's encoding starts with the one-hot block of every edge, then that of live edges.
+  // nb201's encoding starts with the one-hot block of every edge, then that of live
+  // edges, then that of edges with a path to the output.
   const int block = space.num_positions() * space.num_ops();
   std::vector<float> code(space.encoding_size());
-  int dead = 0;
+  int dead = 0, no_way_out = 0, no_way_in = 0;
   for (int p : (*model_)->Suggest(pool, {}, 20)) {
     space.Encode(pool[p], code.data());
-    dead += !std::equal(code.begin(), code.begin() + block, code.begin() + block);
+    const auto all = code.begin(), live = all + block, to_output = all + 2 * block;
+    dead += !std::equal(all, all + block, live);
+    no_way_out += !std::equal(all, all + block, to_output);
+    no_way_in += !std::equal(to_output, to_output + block, live);
   }
-  std::printf("picks with dead edges: %d of 20\n", dead);
+  std::printf("picks with dead edges: %d of 20 (%d with edges that lead nowhere, %d with edges "
+              "that nothing feeds but that reach the output)\n",
+              dead, no_way_out, no_way_in);
   EXPECT_GE(dead, 8);
+  EXPECT_GE(no_way_out, 3);
+  EXPECT_GE(no_way_in, 3);
 }
 
 TEST_F(PredictorTest, SuggestedSamplesAdaptAtLeastAsWellAsRandomOnes) {

@@ -58,8 +58,9 @@ class SearchSpace {
   // Length of the predictor's feature vector, and the vector itself (written to out).
   // It starts with one or more one-hot blocks of num_positions() x num_ops() values
   // (position-major: value position * num_ops() + op is 1 when that position holds op;
-  // nb201 has two, all edges and live edges, fbnet one), which the predictor relies on
-  // to count operations. Its last kCostFeatures values are the analytic costs:
+  // nb201 has three: all edges, live edges and edges with a path to the output; fbnet
+  // one), which the predictor relies on to count operations. Its last kCostFeatures
+  // values are the analytic costs:
   // log1p(flops), log1p(params), log1p(bytes), kernels / 100.
   static constexpr int kCostFeatures = 4;
   virtual int encoding_size() const = 0;
