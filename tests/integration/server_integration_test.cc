@@ -3,7 +3,8 @@
 //
 // The suite starts one server that leaves gold_6226 out of its source devices, stands
 // that device in as a new one, learns it from 20 samples, and restarts the server on
-// the same file to check that nothing changed.
+// the same file to check that nothing changed, then once more with a stored base model
+// it cannot use, to check that it retrains and refits the device.
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -25,6 +26,7 @@
 #include "latpred/client/client.h"
 #include "latpred/core/dataset.h"
 #include "latpred/core/stats.h"
+#include "latpred/store/store.h"
 #include "read_file.h"
 
 namespace latpred {
@@ -297,7 +299,7 @@ TEST_F(ServerIntegrationTest, ZeroShotPredictionFromADescriptorIsFlagged) {
   EXPECT_GT(pred->latency_ms(0), 0);
 }
 
-TEST_F(ServerIntegrationTest, LearnsAHeldOutDeviceFromTwentySamplesAndKeepsItAcrossRestart) {
+TEST_F(ServerIntegrationTest, LearnsAHeldOutDeviceFromTwentySamplesAndKeepsItAcrossRestartAndUpgrade) {
   const int col = table_->DeviceColumn(kHeldOut);
   ASSERT_GE(col, 0);
   v1::RegisterDeviceRequest reg;
@@ -393,6 +395,42 @@ TEST_F(ServerIntegrationTest, LearnsAHeldOutDeviceFromTwentySamplesAndKeepsItAcr
   EXPECT_EQ(version_again, version);
   ASSERT_EQ(again.size(), predicted.size());
   for (size_t i = 0; i < again.size(); ++i) ASSERT_DOUBLE_EQ(again[i], predicted[i]) << archs[i];
+
+  // An upgrade that changes the encoding (as when nb201 gained its third one-hot block)
+  // finds a stored base model it cannot use: here the newest base model claims another
+  // encoding's length. The server says so, trains a new base model, and refits the
+  // device on its stored samples: nothing the user submitted is lost.
+  server_->Stop();
+  {
+    auto store = store::OpenStore(*dir_ + "/data/latpred.db");
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto latest = (*store)->GetLatestModel("", "nb201");
+    ASSERT_TRUE(latest.ok()) << latest.status();
+    ASSERT_TRUE(latest->has_value());
+    store::ModelRecord older = **latest;
+    const size_t at = older.blob.find("\nfeatures=");
+    ASSERT_NE(at, std::string::npos);
+    const size_t end = older.blob.find('\n', at + 1);
+    older.blob.replace(at, end - at, "\nfeatures=64");
+    ASSERT_TRUE((*store)->PutModel(older).ok());
+  }
+  const size_t log_before = ReadFile(server_->log_path()).size();
+  server_->Start(std::chrono::seconds(600));
+  const std::string upgrade_log = ReadFile(server_->log_path()).substr(log_before);
+  EXPECT_THAT(upgrade_log, HasSubstr("is unusable"));
+  EXPECT_THAT(upgrade_log, HasSubstr(std::string(kDevice) + ": refitting nb201 head"));
+  auto refit = c().GetDevice(get);
+  ASSERT_TRUE(refit.ok()) << refit.status();
+  ASSERT_EQ(refit->spaces_size(), 1);
+  EXPECT_EQ(refit->spaces(0).sample_count(), 20);
+  EXPECT_EQ(refit->spaces(0).state(), v1::MODEL_STATE_ADAPTED);
+  EXPECT_GT(refit->spaces(0).model_version(), version);
+  std::vector<double> refit_predictions;
+  int64_t refit_version = 0;
+  predict_all(c(), &refit_predictions, &refit_version);
+  EXPECT_GT(refit_version, version);
+  ASSERT_EQ(refit_predictions.size(), truth.size());
+  EXPECT_GE(core::Spearman(truth, refit_predictions), 0.8);
 }
 
 TEST_F(ServerIntegrationTest, CliPredictsListsAndFailsClearly) {
