@@ -278,7 +278,59 @@ struct PriorSetting {
   Matrix cov_lower;
   Matrix cov_inv;
   double noise = 0;
+  // cov is dense on its first `dense` parameters and diagonal on the rest (-1: dense
+  // throughout).
+  int dense = -1;
 };
+
+// The same posterior as Posterior, from the samples' side: with n samples and q
+// parameters, y ~ N(X m, K), K = X C X^T + noise I, so the evidence is that normal's
+// density at y and the posterior mean m + C X^T K^-1 (y - X m). With fewer samples than
+// parameters (a residual on 94 features from 20 samples) that factorises an n x n
+// matrix where Posterior factorises a q x q one, and a prior that is diagonal past its
+// first block (setting.dense) makes C X^T cheap.
+double PosteriorFromSamples(const std::vector<double>& rows, const std::vector<double>& y,
+                            int q, const PriorSetting& setting, std::vector<double>* post_mean) {
+  const int n = static_cast<int>(y.size());
+  const int dense = setting.dense < 0 ? q : setting.dense;
+  const Matrix& c = setting.cov;
+  // cx = X C (n x q) and the residual r = y - X m.
+  std::vector<double> cx(static_cast<size_t>(n) * q, 0.0), r(n);
+  for (int i = 0; i < n; ++i) {
+    const double* x = &rows[static_cast<size_t>(i) * q];
+    double* out = &cx[static_cast<size_t>(i) * q];
+    for (int a = 0; a < dense; ++a) {
+      if (x[a] == 0) continue;
+      for (int b = 0; b < dense; ++b) out[b] += x[a] * c(a, b);
+    }
+    for (int b = dense; b < q; ++b) out[b] = x[b] * c(b, b);
+    double fit = 0;
+    for (int a = 0; a < q; ++a) fit += x[a] * setting.mean[a];
+    r[i] = y[i] - fit;
+  }
+  Matrix k(n);
+  for (int i = 0; i < n; ++i) {
+    for (int j = 0; j <= i; ++j) {
+      double v = 0;
+      const double* a = &cx[static_cast<size_t>(i) * q];
+      const double* b = &rows[static_cast<size_t>(j) * q];
+      for (int t = 0; t < q; ++t) v += a[t] * b[t];
+      k(i, j) = k(j, i) = v;
+    }
+    k(i, i) += setting.noise;
+  }
+  Matrix k_lower;
+  if (!Cholesky(k, &k_lower)) return -INFINITY;
+  const std::vector<double> alpha = CholeskySolve(k_lower, r);
+  double quad = 0;
+  for (int i = 0; i < n; ++i) quad += r[i] * alpha[i];
+  post_mean->assign(setting.mean.begin(), setting.mean.end());
+  for (int i = 0; i < n; ++i) {
+    const double* a = &cx[static_cast<size_t>(i) * q];
+    for (int t = 0; t < q; ++t) (*post_mean)[t] += a[t] * alpha[i];
+  }
+  return -0.5 * (n * std::log(2 * M_PI) + CholeskyLogDet(k_lower) + quad);
+}
 
 DeviceHead HeadFrom(const std::vector<double>& theta, int dim) {
   DeviceHead head;
@@ -508,8 +560,10 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
   // Scores a setting of design d and keeps it for the average.
   const auto score = [&](const Design& d, int family, PriorSetting setting) {
     std::vector<double> phi;
-    const double evidence = Posterior(d.gram, setting.mean, setting.cov_lower,
-                                      setting.cov_inv, setting.noise, &phi);
+    const double evidence =
+        d.gram.n < d.q ? PosteriorFromSamples(d.rows, y, d.q, setting, &phi)
+                       : Posterior(d.gram, setting.mean, setting.cov_lower, setting.cov_inv,
+                                   setting.noise, &phi);
     if (evidence == -INFINITY) return;
     std::vector<double> theta = phi;
     if (!d.expand.empty()) {
@@ -555,6 +609,7 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
       setting.cov_inv(i, i) = 1 / v;
     }
     setting.noise = noise;
+    setting.dense = h;
     return setting;
   };
 
