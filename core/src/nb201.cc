@@ -80,12 +80,16 @@ absl::Status ErrorAt(size_t offset, absl::string_view reason) {
       absl::StrCat("nb201 architecture: offset ", offset, ": ", reason));
 }
 
-// The op of every edge after pruning: edges whose target cannot reach node 3 become
-// none, and with fed_only also edges whose source node 0 cannot reach. Both prunings
-// are what runtimes do: the live ops (fed_only) are what a cell computes, the output
-// ops what a runtime runs that drops the nodes without a path to the output but still
-// computes on the zeros that a none edge passes on (HELP's pixel3 and raspi4).
-std::array<uint8_t, kNumEdges> PrunedOps(const Architecture& arch, bool fed_only) {
+// The op of every edge after two prunings that runtimes do. Live ops: edges that cannot
+// carry data from node 0 to node 3 become none (what a cell computes). Output ops: only
+// edges whose target has no path to node 3 become none (what a runtime runs that drops
+// the nodes without a way out but still computes on the zeros that a none edge passes
+// on: HELP's pixel3 and raspi4).
+struct PrunedOps {
+  std::array<uint8_t, kNumEdges> live;
+  std::array<uint8_t, kNumEdges> to_output;
+};
+PrunedOps Prune(const Architecture& arch) {
   // Edges are sorted by target, so a source's reachability is final when it is read.
   std::array<bool, kNumNodes> from_input = {true, false, false, false};
   for (int e = 0; e < kNumEdges; ++e) {
@@ -95,19 +99,15 @@ std::array<uint8_t, kNumEdges> PrunedOps(const Architecture& arch, bool fed_only
   for (int e = kNumEdges - 1; e >= 0; --e) {
     if (arch.ops[e] != kNone && to_output[kEdgeTo[e]]) to_output[kEdgeFrom[e]] = true;
   }
-  std::array<uint8_t, kNumEdges> pruned;
+  PrunedOps pruned;
   for (int e = 0; e < kNumEdges; ++e) {
-    pruned[e] = arch.ops[e];
-    if ((fed_only && !from_input[kEdgeFrom[e]]) || !to_output[kEdgeTo[e]]) pruned[e] = kNone;
+    pruned.to_output[e] = to_output[kEdgeTo[e]] ? arch.ops[e] : kNone;
+    pruned.live[e] = from_input[kEdgeFrom[e]] ? pruned.to_output[e] : kNone;
   }
   return pruned;
 }
 
-// The op of every edge after liveness: edges that cannot carry data from node 0 to
-// node 3 become none.
-std::array<uint8_t, kNumEdges> LiveOps(const Architecture& arch) {
-  return PrunedOps(arch, /*fed_only=*/true);
-}
+std::array<uint8_t, kNumEdges> LiveOps(const Architecture& arch) { return Prune(arch).live; }
 
 // Adds one cell with C channels at side x side, given its live ops.
 void CountCell(const std::array<uint8_t, kNumEdges>& live, int c, int side,
@@ -289,16 +289,15 @@ class Nb201SearchSpace final : public SearchSpace {
   int encoding_size() const override { return kEncodingSize; }
 
   // Raw one-hot ops (30), one-hot ops after liveness (30), one-hot ops of the edges
-  // with a path to the output (30; see PrunedOps), then log1p(flops), log1p(params),
+  // with a path to the output (30; see Prune), then log1p(flops), log1p(params),
   // log1p(bytes) and kernels / 100.
   void Encode(const Architecture& arch, float* out) const override {
     std::fill(out, out + kEncodingSize, 0.0f);
-    const std::array<uint8_t, kNumEdges> live = LiveOps(arch);
-    const std::array<uint8_t, kNumEdges> to_output = PrunedOps(arch, /*fed_only=*/false);
+    const PrunedOps pruned = Prune(arch);
     for (int e = 0; e < kNumEdges; ++e) {
       out[e * kNumOps + arch.ops[e]] = 1.0f;
-      out[(kNumEdges + e) * kNumOps + live[e]] = 1.0f;
-      out[(2 * kNumEdges + e) * kNumOps + to_output[e]] = 1.0f;
+      out[(kNumEdges + e) * kNumOps + pruned.live[e]] = 1.0f;
+      out[(2 * kNumEdges + e) * kNumOps + pruned.to_output[e]] = 1.0f;
     }
     EncodeCosts(AnalyticCosts(arch), out + 3 * kNumEdges * kNumOps);
   }

@@ -38,7 +38,7 @@ constexpr double kCostVariance = 1e-1;
 // when only the first 5 of 20 picks used it.
 constexpr int kCountDesignSamples = 5;
 constexpr double kCountVariance = 1e-1;
-// Above that budget, where the encoding has several one-hot blocks (nb201: every edge,
+// Above that budget, where the encoding has nb201's three one-hot blocks (every edge,
 // the live edges only, the edges with a path to the output), the design holds each
 // operation's count on dead edges (see DeadOpCounts) with the prior variance of the
 // per-edge features.
@@ -51,32 +51,27 @@ constexpr double kCountVariance = 1e-1;
 // the mean at k=20 fell to 0.951.
 constexpr double kDeadOpVariance = kOpVariance;
 
-// Counts of each operation on dead edges (n x per_block per group) from the counts of a
-// layout with two or more blocks (n x columns, OpCountRows): every edge's less the live
-// edges'; with a third block (the edges with a path to the output), split into the
-// edges without a path to the output (every edge's less the third block's) and those
-// with one but no input (the third block's less the live edges'), so that the picks can
-// tell all three runtimes apart. Measured with latpred-bench accuracy, every device left
-// out in turn (k=20, 1 trial): LatBench 0.9220 -> 0.9284 with the split, eight of HELP's
-// devices 0.9650 -> 0.9654.
-int DeadGroups(const OpCountLayout& layout) { return layout.blocks >= 3 ? 2 : 1; }
+// Counts of each operation on dead edges (n x 2 per_block) from the counts of nb201's
+// three blocks (n x columns, OpCountRows: every edge, live edges, edges with a path to
+// the output), in two groups: the edges without a path to the output (every edge's
+// less the third block's) and those with one but no input (the third block's less the
+// live edges'), so that the picks can tell all three runtimes apart. Measured with
+// latpred-bench accuracy, every device left out in turn (k=20, 1 trial): LatBench 0.9220
+// -> 0.9284 with the two groups rather than one (every edge's less the live edges'),
+// eight of HELP's devices 0.9650 -> 0.9654.
+constexpr int kDeadGroups = 2;
 std::vector<double> DeadOpCounts(const OpCountLayout& layout,
                                  const std::vector<double>& count_rows, size_t n) {
   const int per_block = layout.per_block;
-  const int groups = DeadGroups(layout);
-  std::vector<double> dead(n * per_block * groups);
+  std::vector<double> dead(n * per_block * kDeadGroups);
   for (size_t i = 0; i < n; ++i) {
     const double* all = &count_rows[i * layout.columns];
     const double* live = all + per_block;
-    double* out = &dead[i * per_block * groups];
+    const double* to_output = all + 2 * per_block;
+    double* out = &dead[i * per_block * kDeadGroups];
     for (int o = 0; o < per_block; ++o) {
-      if (groups == 1) {
-        out[o] = all[o] - live[o];
-      } else {
-        const double* reach = all + 2 * per_block;
-        out[o] = all[o] - reach[o];
-        out[per_block + o] = reach[o] - live[o];
-      }
+      out[o] = all[o] - to_output[o];
+      out[per_block + o] = to_output[o] - live[o];
     }
   }
   return dead;
@@ -115,9 +110,9 @@ std::vector<int> BaseModel::Suggest(const std::vector<core::Architecture>& candi
   const bool count_design = space().positions_interchangeable() &&
                             measured.size() + k <= static_cast<size_t>(kCountDesignSamples);
   const bool dead_design = !count_design && space().positions_interchangeable() &&
-                           layout.blocks >= 2;
+                           layout.blocks == 3;
   const int counts = count_design  ? layout.columns
-                     : dead_design ? layout.per_block * DeadGroups(layout)
+                     : dead_design ? layout.per_block * kDeadGroups
                                    : 0;
   const int p = p1 + f + counts;
   const int first_cost = p1 + f - core::SearchSpace::kCostFeatures;
