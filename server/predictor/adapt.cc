@@ -145,6 +145,21 @@ constexpr int kStage1 = 0, kResidual = 1, kCostModel = 2, kCounts = 3, kOneCost 
 // 5 on nb201): with fewer, its posterior is mostly its prior, and a mass of 16 on that
 // lowered N1 at k=3 from 0.810 to 0.703 (N4 0.748 -> 0.706; 3 trials).
 constexpr double kAdditivePriorMass = 16;
+// Where that mass holds, stage 1 (the embedding alone) has a quarter of the others'.
+// With five samples, four of them cells of one operation, a source device's head whose
+// shape is wrong for the target can still pass through all five: on HELP's desktop GPUs
+// learned from N3's sources, the best stage-1 setting was a Snapdragon DSP's head, with
+// 44% of the weight, ranking the space at 0.83 where the sums rank at 0.97. Stage 2
+// and the count families keep the embedding with a correction the samples can pin down.
+// Chosen on held-out devices, as kAdditivePriorMass (1 trial, k=5), mass 1 / 0.5 /
+// 0.25 / 0.1: LatBench's 15 devices each left out in turn 0.9229 / 0.9236 / 0.9237 /
+// 0.9229, eight of HELP's 0.9603 / 0.9609 / 0.9612 / 0.9614, LatBench learned from
+// HELP 0.9130 / 0.9151 / 0.9162 / 0.9169, HELP from LatBench 0.9650 / 0.9653 / 0.9655 /
+// 0.9656; at k=20 0.25 moved them by at most 0.001 (LatBench 0.9284 -> 0.9294). With
+// three samples, where the sum's mass does not hold either, it lowered ND from 0.877 to
+// 0.830; on FBNet, where stage 1 competes only with the cost models, HELP's eight
+// devices each left out in turn fell from 0.8895 to 0.8860 at k=5.
+constexpr double kEmbeddingPriorMass = 0.25;
 // The source-shaped additive family: the additive sum (the counts of each nb201 block,
 // the analytic costs on fbnet) with a source device's costs as its prior mean, up to a
 // scale. A new device often shares a source's relative costs (the same kind of
@@ -964,8 +979,9 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
     for (const Scored& entry : scored) ++family_size[entry.family];
     std::array<double, kFamilies> family_mass;
     family_mass.fill(1.0);
-    if (static_cast<int>(archs.size()) > layout.per_block) {
+    if (!additive_sets.empty() && static_cast<int>(archs.size()) > layout.per_block) {
       family_mass[kAdditive] = kAdditivePriorMass;
+      family_mass[kStage1] = kEmbeddingPriorMass;
     }
     double top_evidence = best;
     for (const Scored& entry : scored) top_evidence = std::max(top_evidence, entry.evidence);
