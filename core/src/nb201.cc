@@ -323,6 +323,7 @@ class Nb201SearchSpace final : public SearchSpace {
   int num_ops() const override { return kNumOps; }
   int num_positions() const override { return kNumEdges; }
   bool positions_interchangeable() const override { return true; }
+  int identity_op() const override { return kSkip; }
   bool output_cut_off(const Architecture& arch) const override {
     const std::array<uint8_t, kNumEdges> live = LiveOps(arch);
     return std::all_of(live.begin(), live.end(), [](uint8_t op) { return op == kNone; });

@@ -104,7 +104,21 @@ constexpr double kDeviceNoiseVariances[] = {1e-3, 1e-2, 4e-2};
 // operation (nb201: none) non-negative, truncated there: on live edges that is exact (a
 // pruned edge costs nothing). Without the truncation, five samples of LatBench's
 // Snapdragon 675 DSP gave it costs below none and Spearman 0.630 (0.788 without the
-// family); with it, 0.787.
+// family); with it, 0.787. In the block of every edge as written, the floor is the
+// identity instead (SearchSpace::identity_op, nb201's skip_connect): a runtime that runs
+// every edge computes none as a multiplication by zero and skip_connect not at all. Least
+// squares of the sum on all of HELP's nb201 architectures puts skip_connect below none on
+// each of its 23 devices that run every edge (by 4-7% of c0; 0 on the analytic eyeriss and
+// fpga). With none as the floor there, a fifth sample with none edges (four being cells
+// of one operation) missed by 10% on HELP's desktop GPUs, and families that fit by chance
+// took the weight: NA at k=5 0.86 in one trial in six (seed 4), N3 0.956 (seed 1). With
+// the identity as the floor, 0.974 and 0.976. Chosen on held-out devices (1 trial, k=5,
+// as kAdditivePriorMass): LatBench's devices each left out in turn 0.9237 -> 0.9256, eight
+// of HELP's 0.9612 -> 0.9622, LatBench from HELP 0.9162 -> 0.9172, HELP from LatBench
+// 0.9655 -> 0.9659 (within +-10% 75.7% -> 80.9%); at k=20 each within 0.0006. The
+// source-shaped sums keep none as the floor of a source's costs: the identity there took
+// LatBench's Snapdragon 450 GPU at k=5 from 0.944 to 0.878, a source's shape on every
+// edge backing a device that prunes none edges (LatBench each left out 0.9207).
 // The additive cost model: latency as a sum of the analytic costs (FLOPs, params, bytes,
 // kernels), each with a non-negative rate, rather than a power law of them as in the
 // cost model. It holds wherever a network's costs are sums over its layers. Least
@@ -253,6 +267,31 @@ std::vector<double> NoiseGrid(double base, const double (&scales)[N]) {
     if (v > top) grid.push_back(v);
   }
   return grid;
+}
+
+// One block's centred counts (n x width, OpCountRows) with column `floor` dropped in favour
+// of the reference op's (the layout's first, none): a block's counts add up to the number
+// of positions, so the centred ones add up to 0 and the reference op's count is minus the
+// sum of the columns. The sum's weights are then costs relative to the op of column
+// `floor`, and a prior truncated at 0 holds that op the cheapest.
+std::vector<double> WithFloorOp(std::vector<double> counts, size_t n, int width, int floor) {
+  for (size_t i = 0; i < n; ++i) {
+    double* row = &counts[i * width];
+    double sum = 0;
+    for (int c = 0; c < width; ++c) sum += row[c];
+    row[floor] = -sum;
+  }
+  return counts;
+}
+
+// Weights [c0; one per column] of WithFloorOp's columns, back to the layout's columns: with
+// a the reference op's cost above the floor op's, the floor op costs -a relative to the
+// reference and every other op its weight less a.
+std::vector<double> FromFloorOp(std::vector<double> phi, int floor) {
+  const double a = phi[1 + floor];
+  for (size_t c = 1; c < phi.size(); ++c) phi[c] -= a;
+  phi[1 + floor] = -a;
+  return phi;
 }
 
 // The one-hot blocks of a layout that the samples tell apart, from their counts (n x
@@ -899,20 +938,31 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
     }
     return out;
   };
+  // The floor of the plain sums (see kAdditive): none, but in the first block, which
+  // counts every edge as written, the identity where the space has one.
+  const int identity = space().identity_op();
   for (const Columns& cc : additive_sets) {
     const int n_counts = cc.end - cc.begin;
-    score_additive(block_columns(count_rows, archs.size(), cc), n_counts, kAdditive,
-                   count_variances,
-                   source_means(block_columns(reference_counts, reference.size(), cc),
-                                n_counts),
+    const auto to_coef = [&](const std::vector<double>& phi, std::vector<double>* coef) {
+      for (int j = 0; j < f; ++j) {
+        const int c = count_of[j];
+        if (c >= cc.begin && c < cc.end) (*coef)[1 + j] = phi[1 + c - cc.begin] * feature_scale(j);
+      }
+    };
+    const std::vector<double> columns = block_columns(count_rows, archs.size(), cc);
+    const std::vector<std::vector<double>> sources =
+        source_means(block_columns(reference_counts, reference.size(), cc), n_counts);
+    if (cc.begin != 0 || identity <= 0) {
+      score_additive(columns, n_counts, kAdditive, count_variances, sources, to_coef);
+      continue;
+    }
+    const int floor = identity - 1;  // its count column
+    score_additive(WithFloorOp(columns, archs.size(), n_counts, floor), n_counts, kAdditive,
+                   count_variances, {},
                    [&](const std::vector<double>& phi, std::vector<double>* coef) {
-                     for (int j = 0; j < f; ++j) {
-                       const int c = count_of[j];
-                       if (c >= cc.begin && c < cc.end) {
-                         (*coef)[1 + j] = phi[1 + c - cc.begin] * feature_scale(j);
-                       }
-                     }
+                     to_coef(FromFloorOp(phi, floor), coef);
                    });
+    score_additive(columns, n_counts, kAdditive, {}, sources, to_coef);
   }
 
   // The additive cost model (see kAdditiveCosts): t = c0 + sum over the analytic costs

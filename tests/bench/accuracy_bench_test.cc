@@ -146,8 +146,10 @@ TEST(AccuracyBenchTest, LearnsDesktopGpusFromEdgeDevicesAsSumsOfOperationCosts) 
 
 // Two collections joined on the architecture: HELP's desktop GPUs learned from every
 // LatBench device (the eagle file's path stands for its devices), at k=5. Measured
-// 0.971 and 68% within +-10%; before nb201's third block 0.972 and 73%, and with the
-// additive sum's prior mass equal to every other family's, 0.966 and 43%.
+// 0.973 and 93% within +-10%; with none rather than the identity as the floor of the sum
+// over every edge (SearchSpace::identity_op), 0.971 and 69%; before nb201's third block
+// 0.972 and 73%, and with the additive sum's prior mass equal to every other family's,
+// 0.966 and 43%.
 TEST(AccuracyBenchTest, JoinsCollectionsAndLearnsAcrossThem) {
   const std::string help = std::string(LATPRED_DATA_DIR) + "/help/nb201_latency.csv";
   const std::string eagle = std::string(LATPRED_DATA_DIR) + "/eagle/nb201_latency.csv";
@@ -161,7 +163,7 @@ TEST(AccuracyBenchTest, JoinsCollectionsAndLearnsAcrossThem) {
   std::cout << "HELP's GPUs from LatBench at k=5: Spearman " << joined.spearman
             << ", within +-10% " << joined.within10 << "\n";
   EXPECT_GE(joined.spearman, 0.95);
-  EXPECT_GE(joined.within10, 0.60);
+  EXPECT_GE(joined.within10, 0.85);
   const std::string json = ReadFile(out + "/accuracy.json");
   EXPECT_NE(json.find("mobile_dsp_snapdragon_855_hexagon_690_int8"), std::string::npos)
       << "the eagle file's devices are the sources";

@@ -87,6 +87,8 @@ TEST(FbnetParse, SpaceShape) {
   EXPECT_EQ(Space().encoding_size(), 202);
   // Every layer carries data, skip included.
   EXPECT_FALSE(Space().output_cut_off(MustParse(Layers("skip"))));
+  // skip is a convolution where a layer changes the shape: no op is the identity everywhere.
+  EXPECT_EQ(Space().identity_op(), -1);
 }
 
 TEST(FbnetParseError, Empty) {

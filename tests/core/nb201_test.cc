@@ -141,6 +141,9 @@ TEST(Nb201Parse, SpaceShape) {
   // Every edge of a cell maps C x H x W to C x H x W.
   EXPECT_TRUE(Space().positions_interchangeable());
   EXPECT_EQ(Space().encoding_size(), 94);
+  // skip_connect passes its input through at every edge.
+  EXPECT_EQ(MustParse("|skip_connect~0|+|none~0|none~1|+|none~0|none~1|none~2|").ops[0],
+            Space().identity_op());
 }
 
 // The cell output is cut off from its input when no path of ops other than none leads

@@ -83,6 +83,11 @@ class SearchSpace {
   // does not: of nb201's 341, HELP's pixel3 and raspi4 time most at about 0.5% of the
   // median architecture (median over the 341), HELP's other devices at 64-81% of it.
   virtual bool output_cut_off(const Architecture& /*arch*/) const { return false; }
+  // The op that passes its input through unchanged at every position, or -1 (nb201:
+  // skip_connect; not fbnet's skip, a convolution where the shape changes). Where a
+  // runtime runs every edge as written it costs least: none is a kernel that multiplies
+  // by zero.
+  virtual int identity_op() const { return -1; }
 
   // Number of architectures when the space is small enough to enumerate (nb201:
   // 15,625), else 0.
