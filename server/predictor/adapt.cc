@@ -943,8 +943,10 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
     return out;
   };
   // The floor of the plain sums (see kAdditive): none, but in the first block, which
-  // counts every edge as written, the identity where the space has one.
+  // counts every edge as written, the identity where the space has one: its count column
+  // there (feature j = op for position 0 of block 0).
   const int identity = space().identity_op();
+  const int floor = identity >= 0 ? layout.column_of[identity] : -1;
   for (const Columns& cc : additive_sets) {
     const int n_counts = cc.end - cc.begin;
     const auto to_coef = [&](const std::vector<double>& phi, std::vector<double>* coef) {
@@ -956,11 +958,10 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
     const std::vector<double> columns = block_columns(count_rows, archs.size(), cc);
     const std::vector<std::vector<double>> sources =
         source_means(block_columns(reference_counts, reference.size(), cc), n_counts);
-    if (cc.begin != 0 || identity <= 0) {
+    if (cc.begin != 0 || floor < 0) {
       score_additive(columns, n_counts, kAdditive, count_variances, sources, to_coef);
       continue;
     }
-    const int floor = identity - 1;  // its count column
     score_additive(WithFloorOp(columns, archs.size(), n_counts, floor), n_counts, kAdditive,
                    count_variances, {},
                    [&](const std::vector<double>& phi, std::vector<double>* coef) {
