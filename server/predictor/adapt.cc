@@ -688,13 +688,14 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
   // 0.943 with both blocks.
   // With latpred-bench accuracy (3 trials) at k=20: N3 0.948 -> 0.959, NA 0.965 -> 0.977,
   // N2 0.960 -> 0.971; the mean over the 12 tasks 0.914 -> 0.918.
-  const std::vector<int> told_apart = BlocksTheSamplesTellApart(layout, count_rows, archs.size());
+  // The count columns of each one-hot block that the samples tell apart.
+  std::vector<Columns> told_apart;
+  for (int b : BlocksTheSamplesTellApart(layout, count_rows, archs.size())) {
+    told_apart.push_back({b * layout.per_block, (b + 1) * layout.per_block});
+  }
   std::vector<Columns> count_sets;
   if (counts > 0) count_sets.push_back(all_counts);
-  if (blocks > 1) {
-    const int per_block = layout.per_block;
-    for (int b : told_apart) count_sets.push_back({b * per_block, (b + 1) * per_block});
-  }
+  if (blocks > 1) count_sets.insert(count_sets.end(), told_apart.begin(), told_apart.end());
   // The counts on top of the embedding, phi = [z; b; u], and the counts with the
   // analytic costs alone, phi = [b; u; cost weights]. Built up front: best_design may
   // point into these.
@@ -920,12 +921,8 @@ absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& o
   // at Spearman 0.928 against 0.968 with the live edges alone. Measured with
   // latpred-bench accuracy (6 nb201 tasks, k 3/5/20, 3 trials), mean Spearman at k=5
   // 0.914 -> 0.917 (N4 0.914 -> 0.920), k=3 and k=20 within 0.001.
-  std::vector<Columns> additive_sets;
-  if (space().positions_interchangeable()) {
-    for (int b : told_apart) {
-      additive_sets.push_back({b * layout.per_block, (b + 1) * layout.per_block});
-    }
-  }
+  const std::vector<Columns> additive_sets =
+      space().positions_interchangeable() ? told_apart : std::vector<Columns>();
   const std::vector<double> reference_counts =
       additive_sets.empty()
           ? std::vector<double>()
