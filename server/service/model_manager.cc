@@ -287,7 +287,7 @@ absl::Status ModelManager::RefreshZeroShot(const store::Device& device, const st
   for (const store::DescriptorFeature& f : device.descriptor) {
     if (f.source != kReferenceLatency || !absl::StartsWith(f.name, prefix)) continue;
     auto arch = base.model->space().Parse(f.name.substr(prefix.size()));
-    if (arch.ok() && f.value > 0 && std::isfinite(f.value)) {
+    if (arch.ok() && f.value >= kMinReferenceLatencyMs && f.value <= kMaxReferenceLatencyMs) {
       refs.push_back(predictor::Observation{*arch, f.value});
     }
   }

@@ -26,6 +26,12 @@ absl::Status ImportBundled(store::Store& store, const std::string& dir,
                            const std::set<std::string>& exclude,
                            const std::function<void(const std::string&)>& log);
 
+// The range a reference latency in a descriptor must lie in (ms): RegisterDevice
+// refuses others, and a zero-shot fit leaves out any stored from before that check.
+// Wide enough for any network from a microcontroller to a datacenter GPU.
+inline constexpr double kMinReferenceLatencyMs = 1e-6;
+inline constexpr double kMaxReferenceLatencyMs = 1e7;
+
 class ModelManager {
  public:
   // metrics may be null.

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -188,6 +189,14 @@ absl::Status LatencyPredictorService::DoRegisterDevice(const v1::RegisterDeviceR
       return absl::InvalidArgumentError(absl::StrCat("features[", i, "] '", Excerpt(f.name()),
                                                      "': value must be finite, got ", f.value()));
     }
+    // A zero-shot head is fit to the reference latencies: values no network takes
+    // (1e308 ms, 1e-300 ms) would make it predict +inf and 0.
+    if (f.source() == v1::FEATURE_SOURCE_REFERENCE_LATENCY &&
+        !(f.value() >= kMinReferenceLatencyMs && f.value() <= kMaxReferenceLatencyMs)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "features[", i, "] '", Excerpt(f.name()), "': a reference latency must lie in [",
+          kMinReferenceLatencyMs, ", ", kMaxReferenceLatencyMs, "] ms, got ", f.value()));
+    }
     device.descriptor.push_back(
         store::DescriptorFeature{f.name(), f.value(), SourceName(f.source()), f.unit()});
   }
@@ -338,6 +347,17 @@ absl::Status LatencyPredictorService::DoPredictLatency(const v1::PredictLatencyR
   }
   response->mutable_latency_ms()->Resize(request.archs_size(), 0.0);
   RETURN_IF_ERROR(head->Predict(request.archs(), response->mutable_latency_ms()->mutable_data()));
+  // A latency that is not a positive finite number never leaves the server.
+  const double* latency = response->latency_ms().data();
+  for (int i = 0; i < request.archs_size(); ++i) {
+    if (latency[i] > 0 && latency[i] < std::numeric_limits<double>::infinity()) continue;
+    const std::string bad = absl::StrCat(latency[i]);
+    response->clear_latency_ms();
+    return absl::InternalError(absl::StrCat(
+        "device '", request.device(), "': the ", request.space(), " model (version ",
+        head->version, ") predicts ", bad, " ms for archs[", i,
+        "], not a positive finite latency; re-register the device or adapt it"));
+  }
   response->set_model_version(head->version);
   response->set_state(head->state);
   response->set_zero_shot(head->state == v1::MODEL_STATE_ZERO_SHOT);

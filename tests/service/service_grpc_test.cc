@@ -1,0 +1,220 @@
+// The gRPC service served for real: LatencyPredictorService on an ephemeral port with a
+// SQLite store in a temporary directory and a small NB201 base model, called through
+// the generated stub (and a generic stub for raw request bytes). What these tests pin
+// down is what a client sees: status codes, messages, and values that leave the server.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/match.h"
+#include "latpred/core/dataset.h"
+#include "latpred/core/search_space.h"
+#include "latpred/store/store.h"
+#include "latpred/v1/latpred.grpc.pb.h"
+#include "job_queue.h"
+#include "model_manager.h"
+#include "model_registry.h"
+#include "service.h"
+
+namespace latpred::service {
+namespace {
+
+constexpr char kArch[] =
+    "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|";
+
+// A small NB201 base model trained on the bundled data (about a second on 2 cores).
+std::shared_ptr<const predictor::BaseModel> SmallNb201Model() {
+  auto table = core::ReadLatencyTable(LATPRED_DATA_DIR "/help/nb201_latency.csv",
+                                      core::Nb201Space());
+  EXPECT_TRUE(table.ok()) << table.status();
+  if (!table.ok()) return nullptr;
+  predictor::TrainingData data;
+  data.space = &core::Nb201Space();
+  data.devices = table->devices;
+  for (size_t r = 0; r < 500; ++r) {
+    data.archs.push_back(table->archs[r]);
+    for (size_t c = 0; c < table->devices.size(); ++c) data.latency_ms.push_back(table->at(r, c));
+  }
+  predictor::TrainOptions options;
+  options.epochs = 2;
+  options.threads = 2;
+  auto model = predictor::BaseModel::Train(data, options);
+  EXPECT_TRUE(model.ok()) << model.status();
+  return model.ok() ? *model : nullptr;
+}
+
+// The service with everything it works with, listening on 127.0.0.1:<ephemeral>.
+class ServiceGrpcTest : public ::testing::Test {
+ protected:
+  void SetUp() override { Start(""); }
+  void TearDown() override { Stop(); }
+
+  // (Re)starts the service; a non-empty token guards writes (and reads, when asked).
+  void Start(const std::string& token, bool token_for_reads = false) {
+    if (dir_.empty()) {
+      std::string pattern = ::testing::TempDir() + "latpred_service_grpc_XXXXXX";
+      ASSERT_NE(mkdtemp(pattern.data()), nullptr);
+      dir_ = pattern;
+      auto store = store::OpenStore(dir_ + "/store.db");
+      ASSERT_TRUE(store.ok()) << store.status();
+      store_ = *std::move(store);
+      auto model = SmallNb201Model();
+      ASSERT_NE(model, nullptr);
+      registry_.SetBase("nb201", BaseEntry{model, 1});
+      manager_ = std::make_unique<ModelManager>(store_.get(), &registry_, nullptr,
+                                                [](const std::string&) {});
+    }
+    jobs_ = std::make_unique<JobQueue>();
+    ServiceContext context;
+    context.store = store_.get();
+    context.registry = &registry_;
+    context.manager = manager_.get();
+    context.jobs = jobs_.get();
+    context.max_batch = 64;
+    context.ready = &ready_;
+    context.token = token;
+    context.token_for_reads = token_for_reads;
+    service_ = std::make_unique<LatencyPredictorService>(context);
+    grpc::ServerBuilder builder;
+    int port = 0;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port);
+    builder.RegisterService(service_.get());
+    server_ = builder.BuildAndStart();
+    ASSERT_NE(server_, nullptr);
+    ASSERT_NE(port, 0);
+    channel_ = grpc::CreateChannel("127.0.0.1:" + std::to_string(port),
+                                   grpc::InsecureChannelCredentials());
+    stub_ = v1::LatencyPredictor::NewStub(channel_);
+  }
+
+  void Stop() {
+    if (server_ != nullptr) server_->Shutdown();
+    jobs_.reset();  // finishes queued adaptations
+    server_.reset();
+    service_.reset();
+  }
+
+  ~ServiceGrpcTest() override {
+    Stop();
+    manager_.reset();
+    store_.reset();
+    if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // A context with a generous deadline (the machine may be busy).
+  static std::unique_ptr<grpc::ClientContext> Context(const std::string& authorization = "") {
+    auto context = std::make_unique<grpc::ClientContext>();
+    context->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+    if (!authorization.empty()) context->AddMetadata("authorization", authorization);
+    return context;
+  }
+
+  grpc::Status Register(const v1::RegisterDeviceRequest& request,
+                        const std::string& authorization = "") {
+    v1::RegisterDeviceResponse response;
+    return stub_->RegisterDevice(Context(authorization).get(), request, &response);
+  }
+
+  grpc::Status Predict(const std::string& device, v1::PredictLatencyResponse* response) {
+    v1::PredictLatencyRequest request;
+    request.set_device(device);
+    request.set_space("nb201");
+    request.add_archs(kArch);
+    request.add_archs("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|");
+    return stub_->PredictLatency(Context().get(), request, response);
+  }
+
+  std::string dir_;
+  std::unique_ptr<store::Store> store_;
+  ModelRegistry registry_;
+  std::unique_ptr<ModelManager> manager_;
+  std::unique_ptr<JobQueue> jobs_;
+  std::atomic<bool> ready_{true};
+  std::unique_ptr<LatencyPredictorService> service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::LatencyPredictor::Stub> stub_;
+};
+
+v1::RegisterDeviceRequest WithReferenceLatencies(const std::string& name,
+                                                 std::vector<double> latencies_ms) {
+  const char* archs[] = {kArch, "|skip_connect~0|+|none~0|none~1|+|none~0|none~1|skip_connect~2|",
+                         "|nor_conv_1x1~0|+|nor_conv_1x1~0|nor_conv_1x1~1|+|none~0|none~1|none~2|"};
+  v1::RegisterDeviceRequest request;
+  request.set_name(name);
+  for (size_t i = 0; i < latencies_ms.size(); ++i) {
+    v1::DescriptorFeature* f = request.add_features();
+    f->set_name(std::string("nb201:") + archs[i % 3]);
+    f->set_value(latencies_ms[i]);
+    f->set_source(v1::FEATURE_SOURCE_REFERENCE_LATENCY);
+    f->set_unit("ms");
+  }
+  return request;
+}
+
+// Reference latencies far outside what any network takes (1e308 ms, 1e-300 ms) made
+// zero-shot heads that predicted +inf and 0 with status OK. Registration refuses them,
+// naming the feature and the range; ordinary ones register and predict finite values.
+TEST_F(ServiceGrpcTest, RegisterRefusesReferenceLatenciesOutsideTheirRange) {
+  for (double bad : {1e308, 1e-300, 1e8, 0.0, -2.0}) {
+    grpc::Status status = Register(WithReferenceLatencies("extreme-dev", {5.0, bad}));
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << bad;
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "features[1]")) << status.error_message();
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "[1e-06, 1e+07] ms"))
+        << status.error_message();
+  }
+  v1::PredictLatencyResponse response;
+  EXPECT_EQ(Predict("extreme-dev", &response).error_code(), grpc::StatusCode::NOT_FOUND)
+      << "a refused registration stores nothing";
+
+  v1::RegisterDeviceRequest counter = WithReferenceLatencies("counter-dev", {5.0});
+  v1::DescriptorFeature* f = counter.add_features();
+  f->set_name("ipc");
+  f->set_value(std::numeric_limits<double>::infinity());
+  f->set_source(v1::FEATURE_SOURCE_COUNTER);
+  grpc::Status status = Register(counter);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "features[1]")) << status.error_message();
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "finite")) << status.error_message();
+
+  ASSERT_TRUE(Register(WithReferenceLatencies("sane-dev", {1e-6, 4.0, 1e7})).ok());
+  ASSERT_TRUE(Predict("sane-dev", &response).ok());
+  EXPECT_TRUE(response.zero_shot());
+  for (double v : response.latency_ms()) EXPECT_TRUE(v > 0 && std::isfinite(v)) << v;
+}
+
+// A head whose prediction is not a positive finite number (a stored model from before
+// the descriptor bounds, or a fit gone wrong) never answers OK: INTERNAL, naming the
+// device and the architecture's index.
+TEST_F(ServiceGrpcTest, NonFinitePredictionIsInternalNeverOk) {
+  BaseEntry base = registry_.GetBase("nb201");
+  ASSERT_TRUE(Register(WithReferenceLatencies("broken-dev", {5.0})).ok());
+  const int64_t second = core::Nb201Space().ParseIndex(
+      "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|");
+  ASSERT_GE(second, 0);
+  for (double bad : {std::numeric_limits<double>::infinity(), 0.0, -1.0,
+                     std::numeric_limits<double>::quiet_NaN()}) {
+    std::shared_ptr<HeadEntry> entry =
+        MakeHeadEntry(base, base.model->Prior(), 0, v1::MODEL_STATE_ZERO_SHOT);
+    entry->table[second] = bad;
+    registry_.SetHead("broken-dev", "nb201", entry);
+    v1::PredictLatencyResponse response;
+    grpc::Status status = Predict("broken-dev", &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INTERNAL) << bad;
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "broken-dev")) << status.error_message();
+    EXPECT_TRUE(absl::StrContains(status.error_message(), "archs[1]")) << status.error_message();
+    EXPECT_EQ(response.latency_ms_size(), 0);
+  }
+}
+
+}  // namespace
+}  // namespace latpred::service
