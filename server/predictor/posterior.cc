@@ -47,16 +47,20 @@ double Posterior(const Gram& g, const std::vector<double>& mean, const Matrix& c
   return evidence;
 }
 
-double PosteriorFromSamples(const std::vector<double>& rows, const std::vector<double>& y,
-                            int q, const PriorSetting& setting, std::vector<double>* post_mean) {
+namespace {
+
+// K = X C X^T + noise I (n x n), with cx = X C (n x q) and r = y - X m written out.
+Matrix SampleCovariance(const std::vector<double>& rows, const std::vector<double>& y, int q,
+                        const PriorSetting& setting, std::vector<double>* cx,
+                        std::vector<double>* r) {
   const int n = static_cast<int>(y.size());
   const int dense = setting.dense < 0 ? q : setting.dense;
   const Matrix& c = setting.cov;
-  // cx = X C (n x q) and the residual r = y - X m.
-  std::vector<double> cx(static_cast<size_t>(n) * q, 0.0), r(n);
+  cx->assign(static_cast<size_t>(n) * q, 0.0);
+  r->assign(n, 0.0);
   for (int i = 0; i < n; ++i) {
     const double* x = &rows[static_cast<size_t>(i) * q];
-    double* out = &cx[static_cast<size_t>(i) * q];
+    double* out = &(*cx)[static_cast<size_t>(i) * q];
     for (int a = 0; a < dense; ++a) {
       if (x[a] == 0) continue;
       for (int b = 0; b < dense; ++b) out[b] += x[a] * c(a, b);
@@ -64,19 +68,29 @@ double PosteriorFromSamples(const std::vector<double>& rows, const std::vector<d
     for (int b = dense; b < q; ++b) out[b] = x[b] * c(b, b);
     double fit = 0;
     for (int a = 0; a < q; ++a) fit += x[a] * setting.mean[a];
-    r[i] = y[i] - fit;
+    (*r)[i] = y[i] - fit;
   }
   Matrix k(n);
   for (int i = 0; i < n; ++i) {
     for (int j = 0; j <= i; ++j) {
       double v = 0;
-      const double* a = &cx[static_cast<size_t>(i) * q];
+      const double* a = &(*cx)[static_cast<size_t>(i) * q];
       const double* b = &rows[static_cast<size_t>(j) * q];
       for (int t = 0; t < q; ++t) v += a[t] * b[t];
       k(i, j) = k(j, i) = v;
     }
     k(i, i) += setting.noise;
   }
+  return k;
+}
+
+}  // namespace
+
+double PosteriorFromSamples(const std::vector<double>& rows, const std::vector<double>& y,
+                            int q, const PriorSetting& setting, std::vector<double>* post_mean) {
+  const int n = static_cast<int>(y.size());
+  std::vector<double> cx, r;
+  const Matrix k = SampleCovariance(rows, y, q, setting, &cx, &r);
   Matrix k_lower;
   if (!Cholesky(k, &k_lower)) return -INFINITY;
   const std::vector<double> alpha = CholeskySolve(k_lower, r);
@@ -88,6 +102,21 @@ double PosteriorFromSamples(const std::vector<double>& rows, const std::vector<d
     for (int t = 0; t < q; ++t) (*post_mean)[t] += a[t] * alpha[i];
   }
   return -0.5 * (n * std::log(2 * M_PI) + CholeskyLogDet(k_lower) + quad);
+}
+
+std::vector<double> LeaveOneOutPredictions(const std::vector<double>& rows,
+                                           const std::vector<double>& y, int q,
+                                           const PriorSetting& setting) {
+  const int n = static_cast<int>(y.size());
+  std::vector<double> cx, r;
+  const Matrix k = SampleCovariance(rows, y, q, setting, &cx, &r);
+  Matrix k_lower;
+  if (!Cholesky(k, &k_lower)) return {};
+  const std::vector<double> alpha = CholeskySolve(k_lower, r);
+  const Matrix k_inv = CholeskyInverse(k_lower);
+  std::vector<double> out(n);
+  for (int i = 0; i < n; ++i) out[i] = y[i] - alpha[i] / k_inv(i, i);
+  return out;
 }
 
 }  // namespace latpred::predictor

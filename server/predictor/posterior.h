@@ -50,6 +50,13 @@ struct PriorSetting {
 double PosteriorFromSamples(const std::vector<double>& rows, const std::vector<double>& y,
                             int q, const PriorSetting& setting, std::vector<double>* post_mean);
 
+// Each sample's prediction by the posterior of the other samples (the same prior and
+// noise): y_i - [K^-1 r]_i / [K^-1]_ii with K = X C X^T + noise I and r = y - X m, the
+// Gaussian process form of leave-one-out. Empty when K does not factorise.
+std::vector<double> LeaveOneOutPredictions(const std::vector<double>& rows,
+                                           const std::vector<double>& y, int q,
+                                           const PriorSetting& setting);
+
 }  // namespace latpred::predictor
 
 #endif  // LATPRED_PREDICTOR_POSTERIOR_H_

@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "latpred/predictor/adapt_options.h"
 #include "latpred/core/search_space.h"
 
 namespace latpred::predictor {
@@ -70,7 +71,10 @@ struct FitStats {
   int samples = 0;
   double fit_spearman = 0;
   double fit_mape = 0;  // percent
-  double loo_mape = 0;  // percent, leave-one-out; 0 when fewer than 3 samples
+  // Leave-one-out figures of the served head (each sample predicted by the head's parts
+  // refitted without it, their weights kept); 0 when fewer than 3 samples.
+  double loo_mape = 0;      // percent
+  double loo_log_rmse = 0;  // root mean square of log(measured / predicted)
   double seconds = 0;
   // The samples Adapt set aside as measurement glitches (their architectures'
   // canonical strings; see Adapt).
@@ -151,18 +155,20 @@ class BaseModel {
   // non-finite latencies are INVALID_ARGUMENT. With enough samples, the one sample
   // that is most likely a measurement glitch is set aside where the evidence says so
   // (FitStats::set_aside).
-  absl::StatusOr<DeviceHead> Adapt(const std::vector<Observation>& observations) const;
+  absl::StatusOr<DeviceHead> Adapt(const std::vector<Observation>& observations,
+                                   const AdaptOptions& options = AdaptOptions()) const;
   // Picks k of candidates (indices) that best pin down a new device's head, given the
   // architectures already measured: greedy D-optimal design on h(a) and the features
   // under the prior, on the operation counts too with a budget of at most 5 samples.
   std::vector<int> Suggest(const std::vector<core::Architecture>& candidates,
                            const std::vector<core::Architecture>& measured, int k) const;
 
- private:
   // The standardisation scale of feature j: x(a)_j = (raw_j - mean_j) / scale_j.
   double feature_scale(int j) const;
   // mean_j of the same standardisation: the raw feature's mean over the training data.
   double feature_mean(int j) const;
+
+ private:
   // exp(h(a) . z + b) through the network, without the residual (spaces without the
   // dense tables).
   void PredictEmbedded(const DeviceHead& head, const std::vector<core::Architecture>& archs,
@@ -170,7 +176,7 @@ class BaseModel {
   // Adapt on every observation, none set aside; writes log p(samples) under the model
   // average to *log_evidence.
   absl::StatusOr<DeviceHead> AdaptAll(const std::vector<Observation>& observations,
-                                      double* log_evidence) const;
+                                      const AdaptOptions& options, double* log_evidence) const;
 
   struct Impl;
   explicit BaseModel(std::unique_ptr<Impl> impl);

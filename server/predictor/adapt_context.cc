@@ -1,0 +1,268 @@
+// The samples as every part reads them, and the embedding's settings (adapt_context.h).
+#include "adapt_context.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+namespace latpred::predictor {
+namespace {
+
+// The one-hot blocks of a layout that the samples tell apart. A block whose counts
+// differ from an earlier block's by the same amount on every sample fits the samples
+// exactly as the earlier block does, so it stands aside and the earlier one speaks for
+// both.
+std::vector<int> BlocksTheSamplesTellApart(const OpCountLayout& layout,
+                                           const std::vector<double>& count_rows, size_t n) {
+  const int per_block = layout.per_block;
+  const auto same_on_samples = [&](int a, int b) {
+    for (int o = 0; o < per_block; ++o) {
+      const int ca = a * per_block + o, cb = b * per_block + o;
+      const double offset = count_rows[ca] - count_rows[cb];
+      for (size_t i = 1; i < n; ++i) {
+        // Counts are whole numbers: a difference that varies varies by at least 1.
+        const double d = count_rows[i * layout.columns + ca] - count_rows[i * layout.columns + cb];
+        if (std::abs(d - offset) > 1e-3) return false;
+      }
+    }
+    return true;
+  };
+  std::vector<int> told_apart;
+  for (int b = 0; b < layout.blocks; ++b) {
+    bool seen = false;
+    for (int earlier : told_apart) seen = seen || same_on_samples(b, earlier);
+    if (!seen) told_apart.push_back(b);
+  }
+  return told_apart;
+}
+
+}  // namespace
+
+// From the samples' side where there are fewer samples than parameters; from the
+// posterior precision otherwise: (fit_i - h_i y_i) / (1 - h_i), h_i = x_i' A^-1 x_i / noise.
+std::vector<double> LeaveOneOut(const Design& d, const std::vector<double>& y,
+                              const PriorSetting& setting, int count) {
+  const int n = d.gram.n;
+  if (n < d.q) {
+    std::vector<double> loo = LeaveOneOutPredictions(d.rows, y, d.q, setting);
+    if (loo.size() > static_cast<size_t>(count)) loo.resize(count);
+    return loo;
+  }
+  std::vector<double> phi;
+  Matrix lower;
+  if (Posterior(d.gram, setting.mean, setting.cov_lower, setting.cov_inv, setting.noise, &phi,
+                &lower) == -INFINITY) {
+    return {};
+  }
+  std::vector<double> out(count);
+  std::vector<double> v(d.q);
+  for (int i = 0; i < count; ++i) {
+    const double* x = &d.rows[static_cast<size_t>(i) * d.q];
+    double fit = 0;
+    for (int k = 0; k < d.q; ++k) fit += x[k] * phi[k];
+    // v = L^-1 x; the hat value is |v|^2 / noise.
+    double h = 0;
+    for (int r = 0; r < d.q; ++r) {
+      double s = x[r];
+      for (int k = 0; k < r; ++k) s -= lower(r, k) * v[k];
+      v[r] = s / lower(r, r);
+      h += v[r] * v[r];
+    }
+    h /= setting.noise;
+    out[i] = h < 1 - 1e-9 ? (fit - h * y[i]) / (1 - h) : fit;
+  }
+  return out;
+}
+
+int LooSamples(const AdaptContext& ctx) {
+  return std::min<int>(ctx.options.max_loo_samples, static_cast<int>(ctx.archs.size()));
+}
+
+AdaptContext::AdaptContext(const BaseModel& m, const std::vector<Observation>& observations,
+                           const AdaptOptions& o)
+    : model(m), options(o), space(m.space()) {
+  for (const Observation& obs : observations) {
+    archs.push_back(obs.arch);
+    y.push_back(std::log(obs.latency_ms));
+    truth.push_back(obs.latency_ms);
+  }
+  for (double v : y) log_ybar += v;
+  log_ybar /= static_cast<double>(y.size());
+  prior = SourcePrior(model);
+  dim = prior.dim;
+  p = dim + 1;
+  f = model.num_features();
+  p2 = p + f;
+  first_cost = p2 - core::SearchSpace::kCostFeatures;
+  one_hot = f - core::SearchSpace::kCostFeatures;
+  exp_costs = core::SearchSpace::kCostFeatures - 1;
+  coef_size = 1 + f + exp_costs;
+  rows = DesignRows(model, archs);
+  gram = MakeGram(rows, y, p);
+  x = model.Features(archs);
+  layout = CountLayout(space, f);
+  count_rows = OpCountRows(layout, x, archs.size(), [this](int j) { return feature_scale(j); });
+  for (int b : BlocksTheSamplesTellApart(layout, count_rows, archs.size())) {
+    told_apart.push_back({b * layout.per_block, (b + 1) * layout.per_block});
+  }
+  ScoreEmbedding();
+}
+
+std::vector<double> AdaptContext::NoiseGrid(const std::vector<double>& scales) const {
+  std::vector<double> grid;
+  for (double s : scales) grid.push_back(s * model.noise_variance());
+  const double top = grid.empty() ? 0 : grid.back();
+  for (double v : options.device_noise_variances) {
+    if (v > top) grid.push_back(v);
+  }
+  return grid;
+}
+
+PriorSetting AdaptContext::MakeEmbeddingSetting(const EmbeddingSetting& s) const {
+  PriorSetting setting;
+  setting.mean = s.mean < 0 ? prior.mean : prior.sources[s.mean];
+  setting.cov = PriorCovariance(prior, s.alpha, s.beta);
+  if (Cholesky(setting.cov, &setting.cov_lower)) setting.cov_inv = CholeskyInverse(setting.cov_lower);
+  setting.noise = s.noise;
+  return setting;
+}
+
+void AdaptContext::ScoreEmbedding() {
+  std::vector<std::pair<double, int>> ranked;  // (evidence, setting)
+  const auto design = std::make_shared<const Design>(Design{rows, p, gram, {}});
+  for (double alpha : options.alphas) {
+    for (double beta : options.betas) {
+      const Matrix cov = PriorCovariance(prior, alpha, beta);
+      Matrix lower;
+      if (!Cholesky(cov, &lower)) continue;
+      const Matrix inv = CholeskyInverse(lower);
+      for (double noise : NoiseGrid(options.noise_scales)) {
+        for (int mean = -1; mean < static_cast<int>(prior.sources.size()); ++mean) {
+          const std::vector<double>& m = mean < 0 ? prior.mean : prior.sources[mean];
+          Candidate c;
+          c.evidence = Posterior(gram, m, lower, inv, noise, &c.theta);
+          if (c.evidence == -INFINITY) continue;
+          const EmbeddingSetting s{alpha, beta, noise, mean};
+          c.loo = [this, s, design] {
+            return LeaveOneOut(*design, y, MakeEmbeddingSetting(s), LooSamples(*this));
+          };
+          ranked.emplace_back(c.evidence, static_cast<int>(embedding_settings.size()));
+          embedding_settings.push_back(s);
+          embedding_candidates.push_back(std::move(c));
+        }
+      }
+    }
+  }
+  std::stable_sort(ranked.begin(), ranked.end(),
+                   [](const auto& a, const auto& b) { return a.first > b.first; });
+  for (int i = 0; i < std::min<int>(options.residual_bases, static_cast<int>(ranked.size())); ++i) {
+    top_embedding.push_back(MakeEmbeddingSetting(embedding_settings[ranked[i].second]));
+  }
+}
+
+std::shared_ptr<const Design> AdaptContext::MakeDesign(bool with_embedding, Columns cc,
+                                                       int first_feature) const {
+  const int lead = with_embedding ? p : 1;
+  const int shared_cols = cc.end - cc.begin;
+  const int q = lead + shared_cols + f - first_feature;
+  const int counts = layout.columns;
+  auto d = std::make_shared<Design>();
+  d->q = q;
+  d->rows.resize(archs.size() * q);
+  for (size_t i = 0; i < archs.size(); ++i) {
+    double* row = &d->rows[i * q];
+    if (with_embedding) {
+      std::copy(&rows[i * p], &rows[(i + 1) * p], row);
+    } else {
+      row[0] = 1;
+    }
+    const double* sample_counts = &count_rows[i * counts];
+    std::copy(sample_counts + cc.begin, sample_counts + cc.end, row + lead);
+    std::copy(&x[i * f + first_feature], &x[(i + 1) * f], row + lead + shared_cols);
+  }
+  d->gram = MakeGram(d->rows, y, q);
+  if (with_embedding && shared_cols == 0 && first_feature == 0) return d;  // theta = phi
+  d->expand.assign(static_cast<size_t>(p2) * q, 0.0);
+  if (with_embedding) {
+    for (int i = 0; i < p; ++i) d->expand[i * q + i] = 1;
+  } else {
+    d->expand[dim * q] = 1;
+  }
+  for (int j = 0; j < f; ++j) {
+    const int c = layout.column_of[j];
+    if (c >= cc.begin && c < cc.end) {
+      d->expand[(p + j) * q + lead + c - cc.begin] = feature_scale(j);
+    }
+    if (j >= first_feature) d->expand[(p + j) * q + lead + shared_cols + j - first_feature] = 1;
+  }
+  return d;
+}
+
+PriorSetting AdaptContext::BlockPrior(const PriorSetting* head, const std::vector<double>& mean,
+                                      const std::vector<double>& var, double noise) {
+  const int h = head == nullptr ? 0 : head->cov.n;
+  const int q = h + static_cast<int>(var.size());
+  PriorSetting setting;
+  setting.mean.assign(q, 0.0);
+  setting.cov = Matrix(q);
+  setting.cov_lower = Matrix(q);
+  setting.cov_inv = Matrix(q);
+  for (int i = 0; i < h; ++i) {
+    setting.mean[i] = head->mean[i];
+    for (int j = 0; j < h; ++j) {
+      setting.cov(i, j) = head->cov(i, j);
+      setting.cov_lower(i, j) = head->cov_lower(i, j);
+      setting.cov_inv(i, j) = head->cov_inv(i, j);
+    }
+  }
+  // A zero variance pins a parameter to its mean; a tiny one keeps the factor defined.
+  for (int i = h; i < q; ++i) {
+    const double v = std::max(1e-10, var[i - h]);
+    setting.mean[i] = mean[i - h];
+    setting.cov(i, i) = v;
+    setting.cov_lower(i, i) = std::sqrt(v);
+    setting.cov_inv(i, i) = 1 / v;
+  }
+  setting.noise = noise;
+  setting.dense = h;
+  return setting;
+}
+
+void AdaptContext::ScoreLinear(std::shared_ptr<const Design> d,
+                               std::function<PriorSetting()> make_setting,
+                               std::vector<Candidate>* out) const {
+  const PriorSetting setting = make_setting();
+  std::vector<double> phi;
+  const double evidence =
+      d->gram.n < d->q ? PosteriorFromSamples(d->rows, y, d->q, setting, &phi)
+                       : Posterior(d->gram, setting.mean, setting.cov_lower, setting.cov_inv,
+                                   setting.noise, &phi);
+  if (evidence == -INFINITY) return;
+  Candidate c;
+  c.evidence = evidence;
+  if (d->expand.empty()) {
+    c.theta = std::move(phi);
+  } else {
+    c.theta.assign(p2, 0.0);
+    for (int i = 0; i < p2; ++i) {
+      for (int k = 0; k < d->q; ++k) c.theta[i] += d->expand[i * d->q + k] * phi[k];
+    }
+  }
+  c.loo = [this, d, make_setting = std::move(make_setting)] {
+    return LeaveOneOut(*d, y, make_setting(), LooSamples(*this));
+  };
+  out->push_back(std::move(c));
+}
+
+std::vector<double> AdaptContext::BlockColumns(const std::vector<double>& counts, size_t n,
+                                               Columns cc) const {
+  const int width = cc.end - cc.begin;
+  std::vector<double> out(n * width);
+  for (size_t i = 0; i < n; ++i) {
+    std::copy(&counts[i * layout.columns + cc.begin], &counts[i * layout.columns + cc.end],
+              &out[i * width]);
+  }
+  return out;
+}
+
+}  // namespace latpred::predictor

@@ -1,0 +1,126 @@
+// What every part of Adapt reads about the samples, computed once per fit, and the one
+// shape every part's output takes. Internal to the predictor.
+//
+// A part is a model of how a device's log latency depends on the architecture, with a
+// grid of Gaussian priors (its settings). Each setting's posterior is a Candidate: its
+// log evidence (the marginal likelihood of the samples' log latencies, computed the same
+// way for every part), its posterior mean as head coefficients, and a way to get its
+// leave-one-out predictions. Combine (combine.h) averages every candidate by evidence and
+// prior mass into one DeviceHead.
+#ifndef LATPRED_PREDICTOR_ADAPT_CONTEXT_H_
+#define LATPRED_PREDICTOR_ADAPT_CONTEXT_H_
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "latpred/predictor/adapt_options.h"
+#include "latpred/predictor/predictor.h"
+#include "posterior.h"
+#include "prior.h"
+
+namespace latpred::predictor {
+
+// One prior setting's posterior.
+struct Candidate {
+  double evidence = 0;
+  // Linear in log latency: theta = [z; b; w] (DeviceHead's z, b and w; w may be zero).
+  // Additive: coefficients [c0; a weight per standardised feature; an amplitude per
+  // log1p-encoded cost] of a latency relative to the samples' geometric mean.
+  std::vector<double> theta;
+  bool additive = false;
+  // Leave-one-out log-latency predictions of the samples under this setting (the same
+  // prior, the other samples); empty where the setting cannot be refitted.
+  std::function<std::vector<double>()> loo;
+};
+
+// A design: the samples' rows in a part's own parameters phi (n x q), their Gram, and
+// the map M from phi to theta = M phi (p2 x q; empty when theta = phi).
+struct Design {
+  std::vector<double> rows;
+  int q = 0;
+  Gram gram;
+  std::vector<double> expand;
+};
+
+// A range [begin, end) of operation-count columns (OpCountLayout).
+struct Columns {
+  int begin = 0, end = 0;
+};
+
+class AdaptContext {
+ public:
+  // Observations must be positive and finite (Adapt checks).
+  AdaptContext(const BaseModel& model, const std::vector<Observation>& observations,
+               const AdaptOptions& options);
+
+  const BaseModel& model;
+  const AdaptOptions& options;
+  const core::SearchSpace& space;
+  std::vector<core::Architecture> archs;
+  std::vector<double> y;      // log latency
+  std::vector<double> truth;  // latency_ms
+  double log_ybar = 0;        // mean of y
+  HeadPrior prior;
+  int dim = 0, p = 0;       // embedding size; p = dim + 1 ([z; b])
+  int f = 0, p2 = 0;        // features; p2 = p + f ([z; b; w])
+  int first_cost = 0;       // index in theta of the first analytic cost feature
+  int one_hot = 0;          // features before the analytic costs
+  int exp_costs = 0;        // analytic costs encoded as log1p (all but kernels)
+  int coef_size = 0;        // size of an additive candidate's theta
+  std::vector<double> rows; // [h(a), 1] per sample, n x p
+  Gram gram;
+  std::vector<double> x;    // standardised features, n x f
+  OpCountLayout layout;
+  std::vector<double> count_rows;  // centred operation counts, n x layout.columns
+  std::vector<Columns> told_apart; // the count blocks the samples tell apart
+
+  // The embedding's settings (prior mean: the average source head or one source head;
+  // covariance alpha * (spread + beta * scale); noise on a grid), scored once here since
+  // the residual and counts parts build on the best of them.
+  struct EmbeddingSetting {
+    double alpha = 0, beta = 0, noise = 0;
+    int mean = -1;  // -1: the average source head; else that source's head
+  };
+  std::vector<EmbeddingSetting> embedding_settings;
+  std::vector<Candidate> embedding_candidates;  // one per embedding_settings entry
+  // The options.residual_bases best embedding settings, best first.
+  std::vector<PriorSetting> top_embedding;
+
+  PriorSetting MakeEmbeddingSetting(const EmbeddingSetting& s) const;
+  // Base model noise times each scale, then every device noise level above those.
+  std::vector<double> NoiseGrid(const std::vector<double>& scales) const;
+  // Columns [h(a), 1] (with_embedding) or a bias column, then the count columns cc,
+  // then the features x_j for j >= first_feature.
+  std::shared_ptr<const Design> MakeDesign(bool with_embedding, Columns cc,
+                                           int first_feature) const;
+  // The prior that is head's on its first parameters (none when null) and independent
+  // N(mean[i], var[i]) on the rest.
+  static PriorSetting BlockPrior(const PriorSetting* head, const std::vector<double>& mean,
+                                 const std::vector<double>& var, double noise);
+  // Scores the setting make_setting() builds on design d (closed form) and appends the
+  // candidate; make_setting runs again for the leave-one-out refit, so it captures only
+  // what rebuilds the setting.
+  void ScoreLinear(std::shared_ptr<const Design> d, std::function<PriorSetting()> make_setting,
+                   std::vector<Candidate>* out) const;
+  // The count columns cc of a count matrix (n x layout.columns).
+  std::vector<double> BlockColumns(const std::vector<double>& counts, size_t n, Columns cc) const;
+  double feature_scale(int j) const { return model.feature_scale(j); }
+  double feature_mean(int j) const { return model.feature_mean(j); }
+
+ private:
+  void ScoreEmbedding();
+};
+
+// Leave-one-out log predictions of a linear setting on design d (targets y), for the
+// first `count` samples; empty where the refit is undefined.
+std::vector<double> LeaveOneOut(const Design& d, const std::vector<double>& y,
+                                const PriorSetting& setting, int count);
+
+// Samples in the leave-one-out figures: the first min(n, options.max_loo_samples).
+int LooSamples(const AdaptContext& ctx);
+
+}  // namespace latpred::predictor
+
+#endif  // LATPRED_PREDICTOR_ADAPT_CONTEXT_H_
