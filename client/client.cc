@@ -42,7 +42,24 @@ grpc::ChannelArguments ChannelArgs() {
   return args;
 }
 
+// What a token may hold, for error messages.
+constexpr char kTokenCharset[] = "printable ASCII without spaces";
+
 }  // namespace
+
+absl::Status ValidateToken(absl::string_view token, absl::string_view source) {
+  for (size_t i = 0; i < token.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(token[i]);
+    if (c > ' ' && c < 0x7f) continue;
+    const char* what = c == ' ' ? "a space" : c > 0x7f ? "not ASCII" : "a control character";
+    // Never the token itself: error messages end up in logs.
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the token from ", source, " holds a character a bearer token cannot have (byte ", i,
+        " of ", token.size(), " is ", what, "); a token must be ", kTokenCharset,
+        " (the token is not shown)"));
+  }
+  return absl::OkStatus();
+}
 
 absl::StatusOr<std::string> TokenFromEnvironment() {
   if (const char* file = std::getenv("LATPRED_TOKEN_FILE"); file != nullptr && *file) {
@@ -50,9 +67,17 @@ absl::StatusOr<std::string> TokenFromEnvironment() {
     if (!in) return absl::NotFoundError(absl::StrCat("cannot read LATPRED_TOKEN_FILE ", file));
     std::string token;
     std::getline(in, token);
-    return std::string(absl::StripAsciiWhitespace(token));
+    token = std::string(absl::StripAsciiWhitespace(token));
+    if (absl::Status valid = ValidateToken(token, absl::StrCat("LATPRED_TOKEN_FILE ", file));
+        !valid.ok()) {
+      return valid;
+    }
+    return token;
   }
-  if (const char* token = std::getenv("LATPRED_TOKEN"); token != nullptr) return std::string(token);
+  if (const char* token = std::getenv("LATPRED_TOKEN"); token != nullptr) {
+    if (absl::Status valid = ValidateToken(token, "LATPRED_TOKEN"); !valid.ok()) return valid;
+    return std::string(token);
+  }
   return std::string();
 }
 
@@ -68,6 +93,10 @@ absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& opt
   if (options.timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
         "timeout must be positive, got ", absl::FormatDuration(options.timeout)));
+  }
+  // gRPC aborts the process on a header value it cannot send.
+  if (absl::Status valid = ValidateToken(options.token, "ClientOptions::token"); !valid.ok()) {
+    return valid;
   }
   std::shared_ptr<grpc::ChannelCredentials> credentials = grpc::InsecureChannelCredentials();
   if (!options.ca_file.empty()) {

@@ -5,11 +5,15 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -39,6 +43,7 @@ namespace {
 
 using ::grpc::health::v1::HealthCheckResponse;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kNb201Arch[] =
     "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
@@ -609,6 +614,68 @@ TEST(CliTest, UnreachableServerFailsWithOne) {
   EXPECT_THAT(run.err,
               HasSubstr("latpred: health: UNAVAILABLE: cannot reach latpred server at " +
                         port.target()));
+}
+
+// A token that cannot go in a header (a newline, a control character, a space) made
+// gRPC abort the process with the token in its log line. It is refused up front, by
+// name of where it came from and without the token.
+TEST(TokenTest, RefusesTokensAHeaderCannotCarryWithoutShowingThem) {
+  EXPECT_TRUE(client::ValidateToken("", "LATPRED_TOKEN").ok());
+  EXPECT_TRUE(client::ValidateToken("abc-DEF_0.9~+/==", "LATPRED_TOKEN").ok());
+  const std::vector<std::string> refused = {
+      "s3cret\n", "s3c\x01ret", "s3c ret", "s3cret\x7f", "s3cr\xc3\xa9t", std::string("s3c\0ret", 7)};
+  for (const std::string& token : refused) {
+    const absl::Status status = client::ValidateToken(token, "LATPRED_TOKEN");
+    EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument) << status;
+    EXPECT_THAT(std::string(status.message()), HasSubstr("LATPRED_TOKEN"));
+    EXPECT_THAT(std::string(status.message()), Not(HasSubstr("s3c")));
+    client::ClientOptions options;
+    options.token = token;
+    auto connected = client::Client::Connect(options);
+    EXPECT_EQ(connected.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(connected.status().message()), Not(HasSubstr("s3c")));
+  }
+}
+
+TEST(TokenTest, TokenFromEnvironmentNamesTheVariableOrFile) {
+  const std::string file = ::testing::TempDir() + "latpred_token_test";
+  std::ofstream(file) << "s3c\x01ret\n";
+  ASSERT_EQ(setenv("LATPRED_TOKEN_FILE", file.c_str(), 1), 0);
+  absl::StatusOr<std::string> token = client::TokenFromEnvironment();
+  EXPECT_EQ(token.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(token.status().message()), HasSubstr("LATPRED_TOKEN_FILE " + file));
+  EXPECT_THAT(std::string(token.status().message()), Not(HasSubstr("s3c")));
+  std::ofstream(file) << "  good-token \n";  // surrounding whitespace is stripped
+  token = client::TokenFromEnvironment();
+  EXPECT_EQ(token.value_or(""), "good-token");
+  unsetenv("LATPRED_TOKEN_FILE");
+  std::remove(file.c_str());
+
+  ASSERT_EQ(setenv("LATPRED_TOKEN", "s3cret\n", 1), 0);
+  token = client::TokenFromEnvironment();
+  EXPECT_EQ(token.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(token.status().message()), HasSubstr("LATPRED_TOKEN"));
+  unsetenv("LATPRED_TOKEN");
+}
+
+// The real CLI binary with LATPRED_TOKEN=$'s3cret\n': it used to die of SIGABRT.
+TEST(CliTest, TokenWithAControlCharacterFailsCleanlyWithoutShowingIt) {
+  RefusingPort port;
+  const std::string err_file = ::testing::TempDir() + "latpred_cli_token_err";
+  const std::string command = std::string("env -u LATPRED_TOKEN_FILE '") + LATPRED_CLI_BIN +
+                              "' --server " + port.target() + " --timeout 5 devices 2> '" +
+                              err_file + "'";
+  ASSERT_EQ(setenv("LATPRED_TOKEN", "s3cret-value\n", 1), 0);
+  const int status = std::system(command.c_str());
+  unsetenv("LATPRED_TOKEN");
+  std::ifstream in(err_file);
+  const std::string err((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::remove(err_file.c_str());
+  ASSERT_TRUE(WIFEXITED(status)) << "the CLI died of a signal: " << status << "\n" << err;
+  EXPECT_NE(WEXITSTATUS(status), 0);
+  EXPECT_THAT(err, HasSubstr("LATPRED_TOKEN"));
+  EXPECT_THAT(err, HasSubstr("printable ASCII"));
+  EXPECT_THAT(err, Not(HasSubstr("s3cret")));
 }
 
 // ---------------------------------------------------------------------------

@@ -107,6 +107,30 @@ def test_token_from_environment(secure: Tuple[Server, Path], tmp_path: Path,
         latpred.Client(server.target, ca=ca)
 
 
+def test_token_a_header_cannot_carry_is_refused_without_showing_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # gRPC cannot send a header value with a control character; the client says so
+    # before any call, naming where the token came from and never the token.
+    secret = "py-s3cret-value"
+    for bad in (secret + "\n", "py-s3cret\x01value", "py-s3cret value", "py-s3cr\u00e9t"):
+        monkeypatch.setenv("LATPRED_TOKEN", bad)
+        with pytest.raises(ValueError, match="token from LATPRED_TOKEN holds") as error:
+            latpred.Client("127.0.0.1:1")
+        assert "py-s3cr" not in str(error.value)
+        monkeypatch.delenv("LATPRED_TOKEN")
+        with pytest.raises(ValueError, match="token argument") as error:
+            latpred.Client("127.0.0.1:1", token=bad)
+        assert "py-s3cr" not in str(error.value)
+    token_file = tmp_path / "token"
+    token_file.write_bytes(b"py-s3cret\x07value\n")
+    monkeypatch.setenv("LATPRED_TOKEN_FILE", str(token_file))
+    with pytest.raises(ValueError, match=f"LATPRED_TOKEN_FILE {token_file}") as error:
+        latpred.token_from_environment()
+    assert "py-s3cr" not in str(error.value)
+    token_file.write_bytes(b"  py-good-token \n")
+    assert latpred.token_from_environment() == "py-good-token"
+
+
 def test_plaintext_client_against_tls_server_is_unavailable(secure: Tuple[Server, Path]) -> None:
     server, _ = secure
     with latpred.Client(server.target, timeout=5) as client:

@@ -95,17 +95,43 @@ def _offset_message(message: str, offset: int) -> str:
     return _ITEM_INDEX.sub(lambda m: f"{m.group(1)}[{int(m.group(2)) + offset}]", message, 1)
 
 
+_TOKEN = re.compile(r"[\x21-\x7e]*")
+
+
+def _check_token(token: str, source: str) -> None:
+    """Raises ValueError, naming source (where the token came from) but never showing the
+    token, unless token is printable ASCII without spaces: what an HTTP/2 header can
+    carry (a superset of RFC 6750's b64token)."""
+    if _TOKEN.fullmatch(token):
+        return
+    at = next(i for i, c in enumerate(token) if not "\x21" <= c <= "\x7e")
+    what = "a space" if token[at] == " " else (
+        "not ASCII" if token[at] > "\x7f" else "a control character")
+    raise ValueError(f"the token from {source} holds a character a bearer token cannot have "
+                     f"(character {at} of {len(token)} is {what}); a token must be printable "
+                     "ASCII without spaces (the token is not shown)")
+
+
 def token_from_environment() -> Optional[str]:
     """The token as latpred's clients read it: the first line of the file named by
-    $LATPRED_TOKEN_FILE (stripped), else $LATPRED_TOKEN, else None."""
+    $LATPRED_TOKEN_FILE (stripped), else $LATPRED_TOKEN, else None. ValueError (naming
+    the variable or file, never the token) when it is not printable ASCII without
+    spaces."""
     path = os.environ.get("LATPRED_TOKEN_FILE")
     if path:
         try:
-            with open(path) as f:
-                return f.readline().strip() or None
+            with open(path, "rb") as f:
+                line = f.readline()
         except OSError as e:
             raise OSError(f"cannot read LATPRED_TOKEN_FILE {path}: {e.strerror}") from None
-    return os.environ.get("LATPRED_TOKEN") or None
+        # Latin-1 maps every byte to one character: _check_token reports any non-ASCII.
+        token = line.strip().decode("latin-1")
+        _check_token(token, f"LATPRED_TOKEN_FILE {path}")
+        return token or None
+    token = os.environ.get("LATPRED_TOKEN")
+    if token:
+        _check_token(token, "LATPRED_TOKEN")
+    return token or None
 
 
 def _number(value: Any, what: str) -> float:
@@ -132,9 +158,10 @@ class Client:
     (a server started with a token needs it for RegisterDevice, SubmitSamples and
     AdaptDevice, and with --token-for-reads for every call); None reads it like the CLI
     does, from $LATPRED_TOKEN_FILE or $LATPRED_TOKEN (see token_from_environment), ""
-    sends none. ca: path of a PEM file of the CA that signed the server's certificate;
-    the channel then uses TLS (without it the channel is plaintext). timeout: seconds
-    per call. nb201_csv: a CSV with the columns index and arch to resolve NAS-Bench-201
+    sends none; a token that is not printable ASCII without spaces is a ValueError
+    (gRPC cannot send it in a header). ca: path of a PEM file of the CA that signed the
+    server's certificate; the channel then uses TLS (without it the channel is
+    plaintext). timeout: seconds per call. nb201_csv: a CSV with the columns index and arch to resolve NAS-Bench-201
     indices instead of the table bundled at build time. options: extra gRPC channel
     options.
     Thread-safe; close() (or ``with``) releases the channel.
@@ -151,6 +178,8 @@ class Client:
         # Everything that may fail comes before the channel exists.
         if token is None:
             token = token_from_environment()
+        elif token:
+            _check_token(token, "the token argument")
         self._metadata: Optional[Tuple[Tuple[str, str], ...]] = (
             (("authorization", f"Bearer {token}"),) if token else None)
         self._nb201 = Nb201Table.from_csv(nb201_csv) if nb201_csv is not None else None

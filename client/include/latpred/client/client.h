@@ -12,6 +12,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/channel.h"
@@ -32,9 +33,17 @@ struct ClientOptions {
   std::string ca_file;
 };
 
-// The token from the file named by $LATPRED_TOKEN_FILE, else $LATPRED_TOKEN, else "".
-// Tokens never travel on a command line, where `ps` would show them.
+// The token from the file named by $LATPRED_TOKEN_FILE (its first line, stripped), else
+// $LATPRED_TOKEN, else "". Tokens never travel on a command line, where `ps` would show
+// them. INVALID_ARGUMENT, naming the variable or file but never showing the token, when
+// it holds anything but printable ASCII without spaces (see ValidateToken).
 absl::StatusOr<std::string> TokenFromEnvironment();
+
+// OK when token is empty or printable ASCII without spaces (a superset of RFC 6750's
+// b64token, and what an HTTP/2 header value can carry: gRPC aborts the process on a
+// header value with a control character). Otherwise INVALID_ARGUMENT naming `source`
+// (where the token came from) and the offending byte's position, never the token.
+absl::Status ValidateToken(absl::string_view token, absl::string_view source);
 
 // The absl::Status of a gRPC status: same code (both follow google.rpc.Code) and message.
 absl::Status ToAbslStatus(const grpc::Status& status);
@@ -44,7 +53,8 @@ absl::Status ToAbslStatus(const grpc::Status& status);
 class Client {
  public:
   // Builds a client for options.target (receives messages up to 256 MiB). Contacts
-  // nothing yet; fails with INVALID_ARGUMENT on an empty target or a timeout <= 0.
+  // nothing yet; fails with INVALID_ARGUMENT on an empty target, a timeout <= 0 or a
+  // token ValidateToken refuses.
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
 
   Client(const Client&) = delete;
