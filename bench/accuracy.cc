@@ -84,7 +84,8 @@ Metrics Score(const std::vector<double>& truth, const std::vector<double>& pred)
 // A latency table with what the benchmark needs precomputed.
 struct Table {
   core::LatencyTable data;
-  std::vector<double> flops;  // per row
+  std::vector<double> flops;                // per row
+  std::vector<std::vector<double>> counts;  // per row: the count fit's operation counts
   // Full column of a device (NaN where not measured).
   std::vector<double> Column(int col) const {
     std::vector<double> out(data.rows());
@@ -107,6 +108,10 @@ absl::StatusOr<std::unique_ptr<Table>> Prepare(core::LatencyTable data) {
   t->flops.resize(t->data.rows());
   for (size_t r = 0; r < t->data.rows(); ++r) {
     t->flops[r] = t->data.space->AnalyticCosts(t->data.archs[r]).flops;
+  }
+  t->counts.resize(t->data.rows());
+  for (size_t r = 0; r < t->data.rows(); ++r) {
+    t->counts[r] = OperationCounts(*t->data.space, t->data.archs[r]);
   }
   return t;
 }
@@ -420,12 +425,14 @@ absl::Status Runner::RunTrial(const TaskSpec& task, const Table& table, int tria
       std::vector<predictor::Observation> obs;
       std::vector<int> sample_rows;
       std::vector<double> sample_latency, sample_flops;
+      std::vector<std::vector<double>> sample_counts;
       for (int i : picked) {
         is_sample[i] = 1;
         obs.push_back(predictor::Observation{candidates[i], truth[i]});
         sample_rows.push_back(measured[i]);
         sample_latency.push_back(truth[i]);
         sample_flops.push_back(table.flops[measured[i]]);
+        sample_counts.push_back(table.counts[measured[i]]);
       }
       // The service's path: Adapt on the samples, Predict the rest.
       auto adapt_start = Clock::now();
@@ -440,15 +447,17 @@ absl::Status Runner::RunTrial(const TaskSpec& task, const Table& table, int tria
       model.Predict(*head, candidates, pred.data());
 
       std::vector<int> eval_rows;
-      std::vector<double> eval_truth, eval_latpred, eval_flops;
+      std::vector<double> eval_truth, eval_latpred, eval_flops, eval_counts;
       eval_rows.reserve(n);
       const LinearFit flops_fit = FitLeastSquares(sample_flops, sample_latency);
+      const RidgeFit count_fit = FitRidge(sample_counts, sample_latency);
       for (int i = 0; i < n; ++i) {
         if (is_sample[i]) continue;
         eval_rows.push_back(measured[i]);
         eval_truth.push_back(truth[i]);
         eval_latpred.push_back(pred[i]);
         eval_flops.push_back(flops_fit(table.flops[measured[i]]));
+        eval_counts.push_back(count_fit(table.counts[measured[i]]));
       }
       int chosen = -1;
       std::vector<double> eval_nearest =
@@ -477,6 +486,10 @@ absl::Status Runner::RunTrial(const TaskSpec& task, const Table& table, int tria
       r.metrics = Score(eval_truth, eval_nearest);
       if (chosen >= 0) r.nearest_source = task.sources[chosen];
       report_->results.push_back(r);
+      r = base;
+      r.method = Method::kCountFit;
+      r.metrics = Score(eval_truth, eval_counts);
+      report_->results.push_back(r);
     }
   }
   timing.eval_seconds = SecondsSince(eval_start);
@@ -504,6 +517,8 @@ const char* MethodName(Method m) {
       return "flops_fit";
     case Method::kNearestSource:
       return "nearest_source";
+    case Method::kCountFit:
+      return "count_fit";
   }
   return "?";
 }

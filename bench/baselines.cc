@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <numeric>
 
@@ -94,6 +95,77 @@ std::vector<double> NearestSourcePredict(const std::vector<const std::vector<dou
     }
   }
   return out;
+}
+
+double RidgeFit::operator()(const std::vector<double>& x) const {
+  double v = c0;
+  for (size_t j = 0; j < c.size() && j < x.size(); ++j) v += c[j] * x[j];
+  return v;
+}
+
+RidgeFit FitRidge(const std::vector<std::vector<double>>& x, const std::vector<double>& y,
+                  double relative_ridge) {
+  RidgeFit fit;
+  const size_t n = std::min(x.size(), y.size());
+  const size_t d = n == 0 ? 0 : x[0].size();
+  fit.c.assign(d, 0.0);
+  if (n == 0) return fit;
+  // Centring profiles out the intercept, so that the ridge leaves it alone.
+  std::vector<double> mx(d, 0.0);
+  double my = 0;
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j < d; ++j) mx[j] += x[i][j] / n;
+    my += y[i] / n;
+  }
+  fit.c0 = my;
+  // a = Xc'Xc (+ lambda I), b = Xc'yc; a is stored full, d is at most a few dozen.
+  std::vector<double> a(d * d, 0.0), b(d, 0.0);
+  for (size_t i = 0; i < n; ++i) {
+    for (size_t j = 0; j < d; ++j) {
+      const double xj = x[i][j] - mx[j];
+      b[j] += xj * (y[i] - my);
+      for (size_t l = 0; l <= j; ++l) a[j * d + l] += xj * (x[i][l] - mx[l]);
+    }
+  }
+  double trace = 0;
+  for (size_t j = 0; j < d; ++j) trace += a[j * d + j];
+  if (!(trace > 0)) return fit;
+  const double lambda = relative_ridge * trace;
+  for (size_t j = 0; j < d; ++j) a[j * d + j] += lambda;
+  // Cholesky, lower triangle in place; positive definite since lambda > 0.
+  for (size_t j = 0; j < d; ++j) {
+    for (size_t l = 0; l <= j; ++l) {
+      double s = a[j * d + l];
+      for (size_t m = 0; m < l; ++m) s -= a[j * d + m] * a[l * d + m];
+      if (l == j) {
+        if (!(s > 0)) return fit;  // only from rounding; fall back to the mean
+        a[j * d + j] = std::sqrt(s);
+      } else {
+        a[j * d + l] = s / a[l * d + l];
+      }
+    }
+  }
+  std::vector<double> w = b;
+  for (size_t j = 0; j < d; ++j) {
+    for (size_t m = 0; m < j; ++m) w[j] -= a[j * d + m] * w[m];
+    w[j] /= a[j * d + j];
+  }
+  for (size_t j = d; j-- > 0;) {
+    for (size_t m = j + 1; m < d; ++m) w[j] -= a[m * d + j] * w[m];
+    w[j] /= a[j * d + j];
+  }
+  fit.c = w;
+  for (size_t j = 0; j < d; ++j) fit.c0 -= w[j] * mx[j];
+  return fit;
+}
+
+std::vector<double> OperationCounts(const core::SearchSpace& space,
+                                    const core::Architecture& arch) {
+  std::vector<double> counts(space.num_ops(), 0.0);
+  for (uint8_t op : arch.ops) {
+    if (op < counts.size()) counts[op] += 1;
+  }
+  return counts;
 }
 
 double Mean(const std::vector<double>& v) {

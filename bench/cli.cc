@@ -56,7 +56,8 @@ trains one base model on the source devices' budget (512 nb201 / 800 fbnet archs
 device), then per target device and k picks k architectures (Suggest or random), adapts
 on their latencies and predicts every other measured architecture. Baselines on the
 same samples: FLOPs least-squares fit, nearest source device (reads the full source
-column, rescaled by least squares).
+column, rescaled by least squares), count fit (a cost per operation, least squares with
+a small ridge).
 
 flags (--a-b and --a_b are the same flag):
   --tasks ND,NA,...|all   tasks to run (default all 12)

@@ -137,15 +137,16 @@ void PrintReport(const AccuracyReport& report, std::ostream& out) {
              "(Spearman mean+-std over trials of the mean over targets)\n",
              report.options.trials, report.options.seed, report.epochs, SelectionName(main));
   const std::string header = absl::StrFormat(
-      "%-6s %3s  %-13s %7s %9s %7s  %9s %11s  %6s %6s %7s  %s", "task", "k", "latpred rho",
-      "Kendall", "within10%", "MAPE%", "FLOPs rho", "nearest rho", "HELP", "MultiP", "NASFLAT",
-      "beats NASFLAT?");
+      "%-6s %3s  %-13s %7s %9s %7s  %9s %11s %9s  %6s %6s %7s  %s", "task", "k", "latpred rho",
+      "Kendall", "within10%", "MAPE%", "FLOPs rho", "nearest rho", "count rho", "HELP", "MultiP",
+      "NASFLAT", "beats NASFLAT?");
   out << header << "\n" << std::string(header.size(), '-') << "\n";
   for (const TaskSpec& t : report.tasks) {
     for (int k : SortedKs(report)) {
       const Aggregate* lp = report.Find(t.name, k, main, Method::kLatpred);
       const Aggregate* fl = report.Find(t.name, k, main, Method::kFlops);
       const Aggregate* ns = report.Find(t.name, k, main, Method::kNearestSource);
+      const Aggregate* cf = report.Find(t.name, k, main, Method::kCountFit);
       if (lp == nullptr) continue;
       std::string published = absl::StrFormat("%6s %6s %7s", "", "", "");
       std::string beats;
@@ -155,11 +156,11 @@ void PrintReport(const AccuracyReport& report, std::ostream& out) {
         const double d = lp->spearman.mean - t.published->nasflat;
         beats = absl::StrFormat("%s (%+.3f)", d > 0 ? "yes" : "no", d);
       }
-      out << absl::StrFormat("%-6s %3d  %5.3f+-%-6.3f %7.3f %8.1f%% %7.1f  %9.3f %11.3f  %s  %s",
-                             t.name, k, lp->spearman.mean, lp->spearman.std, lp->kendall.mean,
-                             100 * lp->within10.mean, lp->mape.mean,
-                             fl ? fl->spearman.mean : NAN, ns ? ns->spearman.mean : NAN,
-                             published, beats)
+      out << absl::StrFormat(
+                 "%-6s %3d  %5.3f+-%-6.3f %7.3f %8.1f%% %7.1f  %9.3f %11.3f %9.3f  %s  %s",
+                 t.name, k, lp->spearman.mean, lp->spearman.std, lp->kendall.mean,
+                 100 * lp->within10.mean, lp->mape.mean, fl ? fl->spearman.mean : NAN,
+                 ns ? ns->spearman.mean : NAN, cf ? cf->spearman.mean : NAN, published, beats)
           << "\n";
     }
   }
@@ -361,7 +362,8 @@ std::string ReportSvg(const AccuracyReport& report) {
     bool dashed;
   } kSeries[] = {{Method::kLatpred, "latpred", "#1f77b4", false},
                  {Method::kFlops, "FLOPs fit", "#7f7f7f", true},
-                 {Method::kNearestSource, "nearest source", "#2ca02c", true}};
+                 {Method::kNearestSource, "nearest source", "#2ca02c", true},
+                 {Method::kCountFit, "count fit", "#ff7f0e", true}};
   for (const TaskSpec& t : report.tasks) {
     SvgPanel panel;
     panel.title = absl::StrCat(t.name, " (", t.space, ")");

@@ -103,7 +103,7 @@ TEST(AccuracyBenchTest, ReducedRunMeetsFloorsAndWritesParsableFiles) {
     ASSERT_TRUE(std::filesystem::exists(out + "/" + f)) << f;
   }
   const auto csv = ParseCsv(ReadFile(out + "/accuracy.csv"));
-  ASSERT_EQ(csv.size(), 1u + 2 * 3);  // header + 2 tasks x 3 methods
+  ASSERT_EQ(csv.size(), 1u + 2 * 4);  // header + 2 tasks x 4 methods
   for (const auto& row : csv) EXPECT_EQ(row.size(), csv[0].size());
   const Row na = Find(csv, "NA", "latpred");
   const Row fd = Find(csv, "FD", "latpred");
@@ -115,7 +115,7 @@ TEST(AccuracyBenchTest, ReducedRunMeetsFloorsAndWritesParsableFiles) {
   EXPECT_GT(na.spearman, Find(csv, "NA", "flops_fit").spearman + 0.1);
 
   const auto targets = ParseCsv(ReadFile(out + "/accuracy_targets.csv"));
-  EXPECT_EQ(targets.size(), 1u + (5 + 3) * 3);  // header + targets x methods
+  EXPECT_EQ(targets.size(), 1u + (5 + 3) * 4);  // header + targets x methods
 
   EXPECT_EQ(JsonChecker::Check(ReadFile(out + "/accuracy.json")), "");
   const std::string svg = ReadFile(out + "/accuracy.svg");

@@ -1,13 +1,16 @@
 // Unit tests of the accuracy benchmark's pieces: the task table against the doc, the
-// baselines, aggregation, the CSV/JSON/SVG writers and the command-line helpers.
+// baselines (the count fit on data drawn from its own model), aggregation, the
+// CSV/JSON/SVG writers and the command-line helpers.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <limits>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -21,6 +24,7 @@
 #include "latpred/bench/svg.h"
 #include "latpred/bench/tasks.h"
 #include "latpred/core/dataset.h"
+#include "latpred/core/search_space.h"
 
 namespace latpred::bench {
 namespace {
@@ -187,6 +191,83 @@ TEST(BenchBaselinesTest, NearestSourceBreaksRankTiesByFitError) {
   int chosen = -1;
   NearestSourcePredict({&s0, &s1}, {0, 1, 2}, {10, 20, 30}, {3}, &chosen);
   EXPECT_EQ(chosen, 1);
+}
+
+// Architectures with uniformly random ops, from a fixed seed.
+std::vector<core::Architecture> RandomArchs(const core::SearchSpace& space, int n,
+                                            uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<core::Architecture> out(n);
+  for (core::Architecture& a : out) {
+    for (int p = 0; p < space.num_positions(); ++p) {
+      a.ops.push_back(static_cast<uint8_t>(rng() % static_cast<uint64_t>(space.num_ops())));
+    }
+  }
+  return out;
+}
+
+TEST(BenchBaselinesTest, OperationCountsAreThePositionsHoldingEachOp) {
+  auto arch = core::Nb201Space().Parse(
+      "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|nor_conv_3x3~0|none~1|avg_pool_3x3~2|");
+  ASSERT_TRUE(arch.ok()) << arch.status();
+  // none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3.
+  EXPECT_EQ(OperationCounts(core::Nb201Space(), *arch), (std::vector<double>{2, 1, 0, 2, 1}));
+  for (const core::Architecture& a : RandomArchs(core::FbnetSpace(), 20, 3)) {
+    const std::vector<double> counts = OperationCounts(core::FbnetSpace(), a);
+    ASSERT_EQ(counts.size(), static_cast<size_t>(core::FbnetSpace().num_ops()));
+    double sum = 0;
+    for (double c : counts) sum += c;
+    EXPECT_EQ(sum, core::FbnetSpace().num_positions());
+  }
+}
+
+TEST(BenchBaselinesTest, CountFitRecoversTheCountModel) {
+  for (const core::SearchSpace* space : {&core::Nb201Space(), &core::FbnetSpace()}) {
+    SCOPED_TRACE(std::string(space->name()));
+    // latency = 2 + sum_o (0.3 + 0.5 o) count_o, in ms.
+    const auto model = [](const std::vector<double>& counts) {
+      double y = 2;
+      for (size_t o = 0; o < counts.size(); ++o) y += (0.3 + 0.5 * o) * counts[o];
+      return y;
+    };
+    const auto data = [&](const std::vector<core::Architecture>& archs,
+                          std::vector<std::vector<double>>* x, std::vector<double>* y) {
+      for (const core::Architecture& a : archs) {
+        x->push_back(OperationCounts(*space, a));
+        y->push_back(model(x->back()));
+      }
+    };
+    std::vector<std::vector<double>> x, x_test;
+    std::vector<double> y, y_test;
+    data(RandomArchs(*space, 60, 1), &x, &y);
+    data(RandomArchs(*space, 200, 2), &x_test, &y_test);
+
+    // Enough samples: every prediction exact up to the ridge's bias (about 1e-6 of a
+    // latency, 1e-5 of a weight). The counts add up to the number of positions, so only
+    // differences of op costs are identified.
+    const RidgeFit fit = FitRidge(x, y);
+    ASSERT_EQ(fit.c.size(), static_cast<size_t>(space->num_ops()));
+    for (size_t i = 0; i < x_test.size(); ++i) {
+      EXPECT_NEAR(fit(x_test[i]), y_test[i], 1e-5 * y_test[i]) << i;
+    }
+    for (size_t o = 1; o < fit.c.size(); ++o) {
+      EXPECT_NEAR(fit.c[o] - fit.c[0], 0.5 * o, 1e-4) << o;
+    }
+
+    // k=3: fewer samples than weights. Defined, finite, and through the samples.
+    const std::vector<std::vector<double>> x3(x.begin(), x.begin() + 3);
+    const std::vector<double> y3(y.begin(), y.begin() + 3);
+    const RidgeFit fit3 = FitRidge(x3, y3);
+    for (size_t i = 0; i < 3; ++i) EXPECT_NEAR(fit3(x3[i]), y3[i], 1e-4 * y3[i]);
+    for (const std::vector<double>& c : x_test) EXPECT_TRUE(std::isfinite(fit3(c)));
+  }
+  // No spread in x: the mean of y; no points: 0.
+  RidgeFit flat = FitRidge({{1, 2}, {1, 2}}, {3, 5});
+  EXPECT_DOUBLE_EQ(flat({1, 2}), 4.0);
+  EXPECT_EQ(flat.c, (std::vector<double>{0, 0}));
+  flat = FitRidge({{1, 2}}, {7});
+  EXPECT_DOUBLE_EQ(flat({5, 5}), 7.0);
+  EXPECT_DOUBLE_EQ(FitRidge({}, {})({1}), 0.0);
 }
 
 TEST(BenchBaselinesTest, MeanStd) {
@@ -409,8 +490,8 @@ TEST(BenchRunTest, CustomTaskEndToEnd) {
   EXPECT_EQ(task.sources, (std::vector<std::string>{"1080ti_1", "samsung_a50"}));
   EXPECT_EQ(task.targets, (std::vector<std::string>{"raspi4", "fpga"}));
   EXPECT_FALSE(task.published.has_value());
-  // 2 trials x 2 targets x (2 ks suggest + k=5 random) x 3 methods.
-  EXPECT_EQ(report->results.size(), 2u * 2 * 3 * 3);
+  // 2 trials x 2 targets x (2 ks suggest + k=5 random) x 4 methods.
+  EXPECT_EQ(report->results.size(), 2u * 2 * 3 * 4);
   EXPECT_EQ(report->adapt_timings.size(), 2u * 2 * 3);
   for (const TargetResult& r : report->results) {
     EXPECT_EQ(r.evaluated, 600 - r.k);

@@ -9,7 +9,8 @@
 // architectures are chosen (Suggest over every architecture the target has a
 // measurement of, from the architecture strings alone, or uniformly at random), the
 // head is adapted on their true latencies, and every other measured architecture of
-// the target is predicted. The FLOPs and nearest-source baselines use the same samples.
+// the target is predicted. The FLOPs, nearest-source and count-fit baselines use the
+// same samples.
 // A task's figure is the mean over its targets, reported as mean and std over trials.
 #ifndef LATPRED_BENCH_ACCURACY_H_
 #define LATPRED_BENCH_ACCURACY_H_
@@ -30,10 +31,15 @@ enum class Selection { kSuggest, kRandom };
 // the comparison ks (the main figures then use suggest).
 enum class SelectionMode { kSuggest, kRandom, kBoth };
 
-enum class Method { kLatpred, kFlops, kNearestSource };
+enum class Method { kLatpred, kFlops, kNearestSource, kCountFit };
+
+// The baselines, in the order the reports show them.
+inline constexpr Method kBaselines[] = {Method::kFlops, Method::kNearestSource,
+                                        Method::kCountFit};
 
 const char* SelectionName(Selection s);  // "suggest", "random"
-const char* MethodName(Method m);        // "latpred", "flops_fit", "nearest_source"
+// "latpred", "flops_fit", "nearest_source", "count_fit"
+const char* MethodName(Method m);
 
 struct AccuracyOptions {
   std::vector<std::string> tasks;  // standard task names; empty: all twelve

@@ -36,8 +36,8 @@ std::string ReportCsv(const AccuracyReport& report);
 // One row per (task, trial, target, k, selection, method).
 std::string TargetsCsv(const AccuracyReport& report);
 std::string ReportJson(const AccuracyReport& report);
-// One panel per task: Spearman against k for latpred, FLOPs fit and nearest source,
-// with NASFLAT's published 20-sample figure as a marker.
+// One panel per task: Spearman against k for latpred, FLOPs fit, nearest source and
+// count fit, with NASFLAT's published 20-sample figure as a marker.
 std::string ReportSvg(const AccuracyReport& report);
 
 // Writes accuracy.csv, accuracy_targets.csv, accuracy.json and accuracy.svg to dir
