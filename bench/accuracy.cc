@@ -17,11 +17,13 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "latpred/bench/baselines.h"
+#include "latpred/bench/protocol.h"
 #include "latpred/core/dataset.h"
 #include "latpred/core/search_space.h"
 #include "latpred/core/stats.h"
@@ -116,6 +118,33 @@ absl::StatusOr<std::unique_ptr<Table>> Prepare(core::LatencyTable data) {
   return t;
 }
 
+// Several files joined on the architecture, each adding its devices (a device may be in
+// one file only); file_devices gets each file's devices.
+absl::StatusOr<std::unique_ptr<Table>> LoadJoined(
+    const std::vector<std::string>& files, const core::SearchSpace& space,
+    std::map<std::string, std::vector<std::string>>* file_devices) {
+  std::optional<core::LatencyTable> joined;
+  for (const std::string& file : files) {
+    absl::StatusOr<core::LatencyTable> table = core::ReadLatencyTable(file, space);
+    if (!table.ok()) return table.status();
+    (*file_devices)[file] = table->devices;
+    if (!joined) {
+      joined = std::move(*table);
+      continue;
+    }
+    for (const std::string& device : table->devices) {
+      if (joined->DeviceColumn(device) >= 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--data: device '", device, "' of ", file,
+                         " is also in an earlier file; rename one of the two columns"));
+      }
+    }
+    core::MergeLatencyTables(*joined, *table);
+  }
+  if (!joined) return absl::InvalidArgumentError("--data names no file");
+  return Prepare(std::move(*joined));
+}
+
 absl::StatusOr<std::unique_ptr<Table>> LoadStandard(const std::string& data_dir,
                                                     const std::string& space_name) {
   absl::StatusOr<const core::SearchSpace*> space = core::GetSearchSpace(space_name);
@@ -157,6 +186,8 @@ class Runner {
   absl::Status Run();
 
  private:
+  // The general protocol's splits (those of options_.tasks) and their tables.
+  absl::Status LoadGeneral();
   absl::Status RunTask(const TaskSpec& task, const Table& table);
   absl::Status RunTrial(const TaskSpec& task, const Table& table, int trial,
                         const std::vector<int>& source_cols,
@@ -199,29 +230,13 @@ absl::Status Runner::Run() {
     if (!space.ok()) return space.status();
     // Several files are joined on the architecture, each adding its devices; in --source
     // and --target, a file's path stands for every device of that file.
+    if (o.protocol != Protocol::kPublished) {
+      return absl::InvalidArgumentError("--data runs the custom task: not with --protocol general");
+    }
     const std::vector<std::string> files =
         absl::StrSplit(o.custom_data, ',', absl::SkipEmpty());
     std::map<std::string, std::vector<std::string>> file_devices;
-    std::optional<core::LatencyTable> joined;
-    for (const std::string& file : files) {
-      absl::StatusOr<core::LatencyTable> table = core::ReadLatencyTable(file, **space);
-      if (!table.ok()) return table.status();
-      file_devices[file] = table->devices;
-      if (!joined) {
-        joined = std::move(*table);
-        continue;
-      }
-      for (const std::string& device : table->devices) {
-        if (joined->DeviceColumn(device) >= 0) {
-          return absl::InvalidArgumentError(
-              absl::StrCat("--data: device '", device, "' of ", file,
-                           " is also in an earlier file; rename one of the two columns"));
-        }
-      }
-      core::MergeLatencyTables(*joined, *table);
-    }
-    if (!joined) return absl::InvalidArgumentError("--data names no file");
-    absl::StatusOr<std::unique_ptr<Table>> prepared = Prepare(std::move(*joined));
+    absl::StatusOr<std::unique_ptr<Table>> prepared = LoadJoined(files, **space, &file_devices);
     if (!prepared.ok()) return prepared.status();
     const std::vector<std::string>& devices = (*prepared)->data.devices;
     if (o.custom_target.empty()) return absl::InvalidArgumentError("--data needs --target");
@@ -265,6 +280,9 @@ absl::Status Runner::Run() {
       report_->tasks.push_back(task);
     }
     tables_[o.custom_space] = std::move(*prepared);
+  } else if (o.protocol == Protocol::kGeneral) {
+    absl::Status s = LoadGeneral();
+    if (!s.ok()) return s;
   } else {
     if (o.tasks.empty()) {
       report_->tasks = StandardTasks();
@@ -272,6 +290,13 @@ absl::Status Runner::Run() {
       for (const std::string& name : o.tasks) {
         const TaskSpec* t = FindTask(name);
         if (t == nullptr) {
+          const std::vector<std::string> splits = GeneralSplitNames();
+          if (std::any_of(splits.begin(), splits.end(), [&name](const std::string& s) {
+                return absl::EqualsIgnoreCase(s, name);
+              })) {
+            return absl::InvalidArgumentError(
+                absl::StrCat("'", name, "' is a split of --protocol general"));
+          }
           std::vector<std::string> known;
           for (const TaskSpec& s : StandardTasks()) known.push_back(s.name);
           return absl::InvalidArgumentError(absl::StrCat("unknown task '", name,
@@ -310,6 +335,74 @@ absl::Status Runner::Run() {
   }
   report_->wall_seconds = SecondsSince(start_);
   AggregateResults(report_);
+  return absl::OkStatus();
+}
+
+absl::Status Runner::LoadGeneral() {
+  const AccuracyOptions& o = options_;
+  std::vector<std::string> wanted;
+  const std::vector<std::string> known = GeneralSplitNames();
+  for (const std::string& name : o.tasks) {
+    const auto it = std::find_if(known.begin(), known.end(), [&name](const std::string& k) {
+      return absl::EqualsIgnoreCase(k, name);
+    });
+    if (it == known.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown split '", name, "'; known: ", absl::StrJoin(known, ","), ", all"));
+    }
+    wanted.push_back(*it);
+  }
+  const bool want_nb201 =
+      wanted.empty() || std::any_of(wanted.begin(), wanted.end(), [](const std::string& n) {
+        return !absl::StartsWith(n, "f-");
+      });
+  const bool want_fbnet =
+      wanted.empty() || std::any_of(wanted.begin(), wanted.end(), [](const std::string& n) {
+        return absl::StartsWith(n, "f-");
+      });
+  // nb201: HELP's and LatBench's tables joined as --data joins them.
+  CollectionDevices devices;
+  const struct {
+    bool wanted;
+    const char* space;
+    std::vector<std::pair<std::string, std::vector<std::string>*>> files;
+  } loads[] = {
+      {want_nb201, "nb201",
+       {{absl::StrCat(o.data_dir, "/help/nb201_latency.csv"), &devices.help_nb201},
+        {absl::StrCat(o.data_dir, "/eagle/nb201_latency.csv"), &devices.eagle_nb201}}},
+      {want_fbnet, "fbnet",
+       {{absl::StrCat(o.data_dir, "/help/fbnet_latency.csv"), &devices.help_fbnet}}},
+  };
+  for (const auto& load : loads) {
+    if (!load.wanted) continue;
+    absl::StatusOr<const core::SearchSpace*> space = core::GetSearchSpace(load.space);
+    if (!space.ok()) return space.status();
+    auto load_start = Clock::now();
+    std::vector<std::string> files;
+    for (const auto& [file, list] : load.files) files.push_back(file);
+    std::map<std::string, std::vector<std::string>> file_devices;
+    absl::StatusOr<std::unique_ptr<Table>> table = LoadJoined(files, **space, &file_devices);
+    if (!table.ok()) return table.status();
+    for (const auto& [file, list] : load.files) *list = file_devices[file];
+    log_ << absl::StrFormat("loaded %s: %d architectures x %d devices in %.1f s\n", load.space,
+                            (*table)->data.rows(), (*table)->data.devices.size(),
+                            SecondsSince(load_start));
+    tables_[load.space] = std::move(*table);
+  }
+  for (TaskSpec& split : GeneralSplits(devices)) {
+    if (!wanted.empty() && std::find(wanted.begin(), wanted.end(), split.name) == wanted.end()) {
+      continue;
+    }
+    report_->tasks.push_back(std::move(split));
+  }
+  for (const std::string& name : wanted) {
+    if (std::none_of(report_->tasks.begin(), report_->tasks.end(),
+                     [&name](const TaskSpec& t) { return t.name == name; })) {
+      return absl::NotFoundError(
+          absl::StrCat("split ", name, ": no target or no source device in the data"));
+    }
+  }
+  if (report_->tasks.empty()) return absl::NotFoundError("no split has devices in the data");
   return absl::OkStatus();
 }
 
@@ -521,6 +614,10 @@ const char* MethodName(Method m) {
       return "count_fit";
   }
   return "?";
+}
+
+const char* ProtocolName(Protocol p) {
+  return p == Protocol::kGeneral ? "general" : "published";
 }
 
 const Aggregate* AccuracyReport::Find(const std::string& task, int k, Selection selection,

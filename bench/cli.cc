@@ -23,13 +23,18 @@
 #define LATPRED_BENCH_DATA_DIR "data"
 #endif
 
-ABSL_FLAG(std::string, tasks, "all", "comma-separated task names (ND,NA,N1..N4,FD,FA,F1..F4) or all");
+ABSL_FLAG(std::string, protocol, "published",
+          "published (the twelve tasks) or general (splits across collections and families)");
+ABSL_FLAG(std::string, tasks, "all",
+          "comma-separated task names (ND,NA,N1..N4,FD,FA,F1..F4), split names under "
+          "--protocol general, or all");
 ABSL_FLAG(std::string, k, "3,5,10,20", "comma-separated numbers of target samples");
 ABSL_FLAG(int32_t, trials, 3, "trials per task (seeds seed, seed+1, ...)");
 ABSL_FLAG(uint64_t, seed, 1, "first seed");
 ABSL_FLAG(int32_t, epochs, 0, "training epochs (0: the predictor's default)");
 ABSL_FLAG(int32_t, threads, 2, "predictor threads (0: all cores)");
-ABSL_FLAG(std::string, selection, "both", "suggest, random or both");
+ABSL_FLAG(std::string, selection, "",
+          "suggest, random or both (default: both; suggest under --protocol general)");
 ABSL_FLAG(std::string, out, "bench-out", "output directory");
 ABSL_FLAG(std::string, data_dir, LATPRED_BENCH_DATA_DIR, "directory holding help/ and eagle/");
 ABSL_FLAG(std::string, data, "",
@@ -60,14 +65,22 @@ column, rescaled by least squares), count fit (a cost per operation, least squar
 a small ridge).
 
 flags (--a-b and --a_b are the same flag):
-  --tasks ND,NA,...|all   tasks to run (default all 12)
+  --protocol published    published: the twelve tasks; general: splits whose targets
+                          come from another collection or hardware family than their
+                          sources (xc-help<-lb, xc-lb<-help, nb201 gpu-1080ti ...
+                          embedded, fbnet f-gpu-1080ti ... f-raspi4; see bench/README.md),
+                          summarised per split against the best baseline and written to
+                          generalization.csv as well
+  --tasks ND,NA,...|all   tasks to run (default all 12), or split names under
+                          --protocol general (default all 20)
   --k 3,5,10,20           target samples
   --trials 3              trials (seeds seed .. seed+trials-1)
   --seed 1                first seed
   --epochs N              training epochs (default: the predictor's default)
   --threads 2             predictor threads (0: all cores)
   --selection both        suggest | random | both (both: main figures with suggest,
-                          plus random at k=5 and 10 for comparison)
+                          plus random at k=5 and 10 for comparison); the general
+                          protocol's default is suggest
   --out bench-out         writes accuracy.csv, accuracy_targets.csv, accuracy.json,
                           accuracy.svg
   --data-dir DIR          bundled data (help/, eagle/)
@@ -83,6 +96,15 @@ custom task (replaces the standard tasks; named "custom"):
 
 absl::StatusOr<AccuracyOptions> AccuracyOptionsFromFlags() {
   AccuracyOptions o;
+  const std::string protocol = absl::AsciiStrToLower(absl::GetFlag(FLAGS_protocol));
+  if (protocol == "published") {
+    o.protocol = Protocol::kPublished;
+  } else if (protocol == "general") {
+    o.protocol = Protocol::kGeneral;
+  } else {
+    return absl::InvalidArgumentError(
+        absl::StrCat("--protocol must be published or general, got '", protocol, "'"));
+  }
   const std::string tasks = absl::GetFlag(FLAGS_tasks);
   std::vector<std::string> names = ParseNameList(tasks);
   if (!(names.size() == 1 && absl::AsciiStrToLower(names[0]) == "all")) o.tasks = names;
@@ -93,7 +115,8 @@ absl::StatusOr<AccuracyOptions> AccuracyOptionsFromFlags() {
   o.seed = absl::GetFlag(FLAGS_seed);
   o.epochs = absl::GetFlag(FLAGS_epochs);
   o.threads = absl::GetFlag(FLAGS_threads);
-  const std::string sel = absl::AsciiStrToLower(absl::GetFlag(FLAGS_selection));
+  std::string sel = absl::AsciiStrToLower(absl::GetFlag(FLAGS_selection));
+  if (sel.empty()) sel = o.protocol == Protocol::kGeneral ? "suggest" : "both";
   if (sel == "suggest") {
     o.selection = SelectionMode::kSuggest;
   } else if (sel == "random") {
@@ -117,6 +140,9 @@ absl::StatusOr<AccuracyOptions> AccuracyOptionsFromFlags() {
   if (o.custom_data.empty() &&
       (!o.custom_space.empty() || !o.custom_source.empty() || !o.custom_target.empty())) {
     return absl::InvalidArgumentError("--space, --source and --target need --data");
+  }
+  if (!o.custom_data.empty() && o.protocol == Protocol::kGeneral) {
+    return absl::InvalidArgumentError("--data runs the custom task: not with --protocol general");
   }
   if (!o.custom_data.empty() && !o.tasks.empty()) {
     return absl::InvalidArgumentError("--data runs the custom task: do not combine with --tasks");
@@ -167,13 +193,15 @@ int RunAccuracyCommand(int argc, char** argv, std::ostream& out, std::ostream& e
     return 1;
   }
   out << "wrote " << options->out_dir << "/{accuracy.csv,accuracy_targets.csv,accuracy.json,"
-      << "accuracy.svg}\n";
+      << "accuracy.svg" << (options->protocol == Protocol::kGeneral ? ",generalization.csv" : "")
+      << "}\n";
   return 0;
 }
 
 const std::vector<Subcommand>& Subcommands() {
   static const std::vector<Subcommand>* cmds = new std::vector<Subcommand>{
-      {"accuracy", "few-shot latency prediction accuracy on unseen devices (12 tasks)",
+      {"accuracy", "few-shot latency prediction accuracy on unseen devices (12 tasks, or the "
+                   "generalisation splits)",
        kAccuracyUsage, RunAccuracyCommand},
       {"serve", "PredictLatency throughput and latency against a running server, with the "
                 "in-process limit", "latpred-bench serve --help",

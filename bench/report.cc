@@ -11,6 +11,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "latpred/bench/baselines.h"
+#include "latpred/bench/protocol.h"
 #include "latpred/bench/svg.h"
 #include "latpred/core/stats.h"
 
@@ -131,6 +132,20 @@ Summary Summarize(const AccuracyReport& report) {
 
 void PrintReport(const AccuracyReport& report, std::ostream& out) {
   const Selection main = report.main_selection;
+  if (report.options.protocol == Protocol::kGeneral) {
+    // The splits have no published figures: the per-split summary replaces the table
+    // (accuracy.csv has every metric's mean and std over trials).
+    out << "\n"
+        << absl::StrFormat("Generalisation protocol: %d splits, %d trials, seed %d, %d epochs\n",
+                           report.tasks.size(), report.options.trials, report.options.seed,
+                           report.epochs);
+    PrintGeneralSummary(SummarizeGeneral(report.results, report.tasks, main), out);
+    out << "\n"
+        << absl::StrFormat("adapt median: %.2f ms over %d calls\n", MedianAdaptMs(report, 0),
+                           static_cast<int>(report.adapt_timings.size()))
+        << absl::StrFormat("total wall time: %.1f s\n", report.wall_seconds);
+    return;
+  }
   out << "\n"
       << absl::StrFormat(
              "Accuracy on unseen devices: %d trials, seed %d, %d epochs, selection %s "
@@ -256,7 +271,8 @@ std::string ReportJson(const AccuracyReport& report) {
   for (int k : o.random_ks) rks.push_back(k);
   std::string out = "{\n";
   absl::StrAppend(
-      &out, "  \"benchmark\": \"accuracy\",\n", "  \"config\": {\"tasks\": ",
+      &out, "  \"benchmark\": \"accuracy\",\n", "  \"config\": {\"protocol\": ",
+      JsonStr(ProtocolName(o.protocol)), ", \"tasks\": ",
       JsonStrList(task_names), ", \"k\": ", JsonNumList(ks), ", \"trials\": ", o.trials,
       ", \"seed\": ", o.seed, ", \"epochs\": ", report.epochs, ", \"threads\": ", o.threads,
       ", \"selection\": ", JsonStr(SelectionModeName(o.selection)),
@@ -403,12 +419,17 @@ absl::Status WriteReport(const AccuracyReport& report, const std::string& dir) {
     return absl::PermissionDeniedError(
         absl::StrCat("cannot create output directory ", dir, ": ", ec.message()));
   }
-  const std::pair<const char*, std::string> files[] = {
+  std::vector<std::pair<const char*, std::string>> files = {
       {"accuracy.csv", ReportCsv(report)},
       {"accuracy_targets.csv", TargetsCsv(report)},
       {"accuracy.json", ReportJson(report)},
       {"accuracy.svg", ReportSvg(report)},
   };
+  if (report.options.protocol == Protocol::kGeneral) {
+    files.emplace_back("generalization.csv",
+                       GeneralizationCsv(SummarizeGeneral(report.results, report.tasks,
+                                                          report.main_selection)));
+  }
   for (const auto& [name, text] : files) {
     const std::string path = absl::StrCat(dir, "/", name);
     std::ofstream f(path, std::ios::binary | std::ios::trunc);

@@ -212,6 +212,15 @@ TEST(AccuracyBenchTest, HelpListsSubcommandsAndBadFlagsFail) {
                          " accuracy --selection sometimes >/dev/null 2>&1")
                             .c_str()),
             0);
+  EXPECT_NE(std::system((std::string(LATPRED_BENCH_BIN) +
+                         " accuracy --protocol sometimes >/dev/null 2>&1")
+                            .c_str()),
+            0);
+  EXPECT_NE(std::system((std::string(LATPRED_BENCH_BIN) +
+                         " accuracy --protocol general --tasks xc-nowhere --out /tmp/never-written"
+                         " >/dev/null 2>&1")
+                            .c_str()),
+            0);
 }
 
 }  // namespace

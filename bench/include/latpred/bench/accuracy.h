@@ -37,12 +37,18 @@ enum class Method { kLatpred, kFlops, kNearestSource, kCountFit };
 inline constexpr Method kBaselines[] = {Method::kFlops, Method::kNearestSource,
                                         Method::kCountFit};
 
+// Which tasks: the twelve published ones, or the generalisation splits (protocol.h).
+enum class Protocol { kPublished, kGeneral };
+
 const char* SelectionName(Selection s);  // "suggest", "random"
 // "latpred", "flops_fit", "nearest_source", "count_fit"
 const char* MethodName(Method m);
+const char* ProtocolName(Protocol p);  // "published", "general"
 
 struct AccuracyOptions {
-  std::vector<std::string> tasks;  // standard task names; empty: all twelve
+  Protocol protocol = Protocol::kPublished;
+  // Standard task names (split names under the general protocol); empty: all of them.
+  std::vector<std::string> tasks;
   std::vector<int> ks = {3, 5, 10, 20};
   int trials = 3;
   uint64_t seed = 1;

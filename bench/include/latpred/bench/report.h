@@ -41,7 +41,7 @@ std::string ReportJson(const AccuracyReport& report);
 std::string ReportSvg(const AccuracyReport& report);
 
 // Writes accuracy.csv, accuracy_targets.csv, accuracy.json and accuracy.svg to dir
-// (created if missing).
+// (created if missing), and generalization.csv under the general protocol.
 absl::Status WriteReport(const AccuracyReport& report, const std::string& dir);
 
 }  // namespace latpred::bench
