@@ -3,7 +3,7 @@
 // with a source's costs as its prior mean up to a scale s ~ N(1, 1), s >= 0, each
 // deviation ~ N(0, (spread * that cost)^2 + floor). A new device often shares a source's
 // relative costs (the same kind of processor and kernels) and differs in speed and fixed
-// overhead; that is two free parameters, so a handful of samples pins it down. A
+// overhead: two parameters near their prior, and deviations where it differs. A
 // source's costs are read off its head: least squares of its predicted latency on a fixed
 // random set of the space's architectures, negative costs clipped to 0.
 #include <algorithm>

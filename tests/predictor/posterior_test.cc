@@ -6,6 +6,7 @@
 #include <cmath>
 #include <random>
 
+#include "adapt_context.h"
 #include "posterior.h"
 
 namespace latpred::predictor {
@@ -88,6 +89,36 @@ TEST(PosteriorTest, SparseRowsSkipNothingThatCounts) {
   const double eb = PosteriorFromSamples(rows, y, q, prior, &b);
   EXPECT_NEAR(ea, eb, 1e-7 * std::max(1.0, std::abs(ea)));
   for (int i = 0; i < q; ++i) EXPECT_NEAR(a[i], b[i], 1e-7 * std::max(1.0, std::abs(a[i])));
+}
+
+// Leave-one-out in closed form (both the samples' side and the hat values of the Gram
+// form) equals refitting without each sample in turn.
+void ExpectLeaveOneOutIsARefit(int n, int q, int dense, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<double> normal;
+  std::vector<double> rows(static_cast<size_t>(n) * q), y(n);
+  for (double& v : rows) v = normal(rng);
+  for (double& v : y) v = normal(rng);
+  const PriorSetting prior = RandomPrior(q, dense, 0.1, &rng);
+  Design design;
+  design.rows = rows;
+  design.q = q;
+  design.gram = MakeGram(rows, y, q);
+  const std::vector<double> loo = LeaveOneOut(design, y, prior, n);
+  ASSERT_EQ(static_cast<int>(loo.size()), n);
+  for (int i = 0; i < n; ++i) {
+    std::vector<double> theta;
+    ASSERT_TRUE(std::isfinite(Posterior(MakeGram(rows, y, q, i), prior.mean, prior.cov_lower,
+                                        prior.cov_inv, prior.noise, &theta)));
+    double refit = 0;
+    for (int k = 0; k < q; ++k) refit += rows[static_cast<size_t>(i) * q + k] * theta[k];
+    EXPECT_NEAR(loo[i], refit, 1e-7 * std::max(1.0, std::abs(refit))) << "sample " << i;
+  }
+}
+
+TEST(PosteriorTest, LeaveOneOutEqualsARefitWithoutEachSample) {
+  ExpectLeaveOneOutIsARefit(20, 13, -1, 7);   // more samples than weights: hat values
+  ExpectLeaveOneOutIsARefit(10, 40, 13, 8);   // fewer: the samples' side
 }
 
 }  // namespace
