@@ -9,9 +9,11 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "google/protobuf/descriptor.h"
 #include "grpc_status.h"
 #include "latpred/core/search_space.h"
 #include "latpred/core/status_macros.h"
+#include "request_parsing.h"
 
 namespace latpred::service {
 namespace {
@@ -84,26 +86,6 @@ void FillFit(const predictor::FitStats& fit, v1::FitStats* out) {
 }
 
 using Clock = std::chrono::steady_clock;
-
-double SecondsSince(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
-
-// Finishes a reactor with a status and counts the call.
-void Finish(grpc::ServerUnaryReactor* reactor, metrics::Metrics* m, metrics::Method method,
-            Clock::time_point start, const absl::Status& status) {
-  reactor->Finish(ToGrpcStatus(status));
-  if (m != nullptr) m->ObserveRequest(method, static_cast<int>(status.code()), SecondsSince(start));
-}
-
-// Finishes the call with the status of work done inline.
-grpc::ServerUnaryReactor* FinishWith(grpc::CallbackServerContext* context, metrics::Metrics* m,
-                                     metrics::Method method, Clock::time_point start,
-                                     const absl::Status& status) {
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  Finish(reactor, m, method, start, status);
-  return reactor;
-}
 
 }  // namespace
 
@@ -365,106 +347,113 @@ absl::Status LatencyPredictorService::DoPredictLatency(const v1::PredictLatencyR
   return absl::OkStatus();
 }
 
-grpc::ServerUnaryReactor* LatencyPredictorService::RegisterDevice(
-    grpc::CallbackServerContext* context, const v1::RegisterDeviceRequest* request,
-    v1::RegisterDeviceResponse* response) {
-  const auto start = Clock::now();
-  absl::Status status = Authorize(*context, /*write=*/true);
-  if (status.ok()) status = DoRegisterDevice(*request, response);
-  return FinishWith(context, ctx_.metrics, metrics::Method::kRegisterDevice, start, status);
-}
-
-grpc::ServerUnaryReactor* LatencyPredictorService::ListDevices(
-    grpc::CallbackServerContext* context, const v1::ListDevicesRequest* request,
-    v1::ListDevicesResponse* response) {
-  const auto start = Clock::now();
-  absl::Status status = Authorize(*context, /*write=*/false);
-  if (status.ok()) status = DoListDevices(*request, response);
-  return FinishWith(context, ctx_.metrics, metrics::Method::kListDevices, start, status);
-}
-
-grpc::ServerUnaryReactor* LatencyPredictorService::GetDevice(grpc::CallbackServerContext* context,
-                                                             const v1::GetDeviceRequest* request,
-                                                             v1::Device* response) {
-  const auto start = Clock::now();
-  absl::Status status = Authorize(*context, /*write=*/false);
-  if (status.ok()) status = DoGetDevice(*request, response);
-  return FinishWith(context, ctx_.metrics, metrics::Method::kGetDevice, start, status);
-}
-
-grpc::ServerUnaryReactor* LatencyPredictorService::SubmitSamples(
-    grpc::CallbackServerContext* context, const v1::SubmitSamplesRequest* request,
-    v1::SubmitSamplesResponse* response) {
-  const auto start = Clock::now();
-  absl::Status status = Authorize(*context, /*write=*/true);
-  if (status.ok()) status = DoSubmitSamples(*request, response);
-  return FinishWith(context, ctx_.metrics, metrics::Method::kSubmitSamples, start, status);
-}
-
-grpc::ServerUnaryReactor* LatencyPredictorService::SuggestSamples(
-    grpc::CallbackServerContext* context, const v1::SuggestSamplesRequest* request,
-    v1::SuggestSamplesResponse* response) {
-  const auto start = Clock::now();
-  absl::Status status = Authorize(*context, /*write=*/false);
-  if (status.ok()) status = DoSuggestSamples(*request, response);
-  return FinishWith(context, ctx_.metrics, metrics::Method::kSuggestSamples, start, status);
-}
-
-grpc::ServerUnaryReactor* LatencyPredictorService::PredictLatency(
-    grpc::CallbackServerContext* context, const v1::PredictLatencyRequest* request,
-    v1::PredictLatencyResponse* response) {
-  const auto start = Clock::now();
-  absl::Status status = Authorize(*context, /*write=*/false);
-  if (status.ok()) status = DoPredictLatency(*request, response);
-  return FinishWith(context, ctx_.metrics, metrics::Method::kPredictLatency, start, status);
-}
-
-grpc::ServerUnaryReactor* LatencyPredictorService::GetServerInfo(
-    grpc::CallbackServerContext* context, const v1::GetServerInfoRequest*,
-    v1::ServerInfo* response) {
+absl::Status LatencyPredictorService::DoGetServerInfo(const v1::GetServerInfoRequest&,
+                                                      v1::ServerInfo* response) {
   response->set_version(LATPRED_VERSION);
   for (const std::string& space : core::SearchSpaceNames()) response->add_spaces(space);
   response->set_max_batch(ctx_.max_batch);
   response->set_ready(ctx_.ready->load());
-  return FinishWith(context, ctx_.metrics, metrics::Method::kGetServerInfo, Clock::now(),
-                    absl::OkStatus());
+  return absl::OkStatus();
 }
 
-grpc::ServerUnaryReactor* LatencyPredictorService::AdaptDevice(
-    grpc::CallbackServerContext* context, const v1::AdaptDeviceRequest* request,
-    v1::AdaptDeviceResponse* response) {
+void LatencyPredictorService::StartAdaptDevice(
+    UnaryCall<v1::AdaptDeviceRequest, v1::AdaptDeviceResponse>* call) {
   // Cheap checks inline; the fit itself runs on the job queue, which finishes the call.
-  const auto start = Clock::now();
-  constexpr metrics::Method kMethod = metrics::Method::kAdaptDevice;
-  absl::Status status = Authorize(*context, /*write=*/true);
-  if (status.ok()) status = CheckReady();
-  if (status.ok()) status = ValidateDeviceName(request->device());
-  if (status.ok()) status = core::GetSearchSpace(request->space()).status();
-  if (status.ok()) status = ctx_.store->GetDevice(request->device()).status();
-  if (!status.ok()) return FinishWith(context, ctx_.metrics, kMethod, start, status);
-
-  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-  const std::string device = request->device(), space = request->space();
-  ModelManager* manager = ctx_.manager;
-  metrics::Metrics* m = ctx_.metrics;
-  const absl::Status shutting_down = absl::UnavailableError("server is shutting down");
-  if (request->no_wait()) {
-    bool queued = ctx_.jobs->Post([manager, device, space] { (void)manager->Adapt(device, space); });
-    response->set_pending(true);
-    Finish(reactor, m, kMethod, start, queued ? absl::OkStatus() : shutting_down);
-    return reactor;
+  const v1::AdaptDeviceRequest& request = call->request();
+  absl::Status status = CheckReady();
+  if (status.ok()) status = ValidateDeviceName(request.device());
+  if (status.ok()) status = core::GetSearchSpace(request.space()).status();
+  if (status.ok()) status = ctx_.store->GetDevice(request.device()).status();
+  if (!status.ok()) {
+    call->Finish(status);
+    return;
   }
-  bool queued = ctx_.jobs->Post([manager, device, space, reactor, response, m, start] {
+  const std::string device = request.device(), space = request.space();
+  ModelManager* manager = ctx_.manager;
+  const absl::Status shutting_down = absl::UnavailableError("server is shutting down");
+  if (request.no_wait()) {
+    bool queued = ctx_.jobs->Post([manager, device, space] { (void)manager->Adapt(device, space); });
+    call->response()->set_pending(true);
+    call->Finish(queued ? absl::OkStatus() : shutting_down);
+    return;
+  }
+  bool queued = ctx_.jobs->Post([manager, device, space, call] {
     auto entry = manager->Adapt(device, space);
     if (entry.ok()) {
+      v1::AdaptDeviceResponse* response = call->response();
       response->set_model_version((*entry)->version);
       response->set_state((*entry)->state);
       FillFit((*entry)->head.fit, response->mutable_fit());
     }
-    Finish(reactor, m, kMethod, start, entry.status());
+    call->Finish(entry.status());
   });
-  if (!queued) Finish(reactor, m, kMethod, start, shutting_down);
-  return reactor;
+  if (!queued) call->Finish(shutting_down);
+}
+
+template <typename Request, typename Response, typename Handler>
+void LatencyPredictorService::Serve(const char* name, metrics::Method method, Access access,
+                                    grpc::MessageAllocator<Request, Response>* allocator,
+                                    Handler handler) {
+  const google::protobuf::ServiceDescriptor* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(
+          v1::LatencyPredictor::service_full_name());
+  // The generated service lists its methods in the proto's order, as the descriptor does.
+  const int index = service->FindMethodByName(name)->index();
+  MarkMethodRawCallback(
+      index,
+      new grpc::internal::CallbackUnaryHandler<grpc::ByteBuffer, grpc::ByteBuffer>(
+          [this, method, access, allocator, handler](grpc::CallbackServerContext* context,
+                                                      const grpc::ByteBuffer* bytes,
+                                                      grpc::ByteBuffer* reply) {
+            const auto start = Clock::now();
+            grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+            grpc::MessageHolder<Request, Response>* messages =
+                allocator != nullptr ? allocator->AllocateMessages()
+                                     : new OwnedMessages<Request, Response>();
+            auto* call = new UnaryCall<Request, Response>(reactor, reply, messages, ctx_.metrics,
+                                                          method, start);
+            // The token first: a caller without it learns nothing, not even a parse error.
+            absl::Status status = access == Access::kAnyone
+                                      ? absl::OkStatus()
+                                      : Authorize(*context, access == Access::kWrite);
+            if (status.ok()) status = ParseRequest(*bytes, messages->request());
+            if (status.ok()) {
+              handler(call);
+            } else {
+              call->Finish(status);
+            }
+            return reactor;
+          }));
+}
+
+template <typename Request, typename Response>
+void LatencyPredictorService::ServeInline(
+    const char* name, metrics::Method method, Access access,
+    absl::Status (LatencyPredictorService::*do_method)(const Request&, Response*),
+    grpc::MessageAllocator<Request, Response>* allocator) {
+  Serve(name, method, access, allocator, [this, do_method](UnaryCall<Request, Response>* call) {
+    call->Finish((this->*do_method)(call->request(), call->response()));
+  });
+}
+
+LatencyPredictorService::LatencyPredictorService(ServiceContext context) : ctx_(context) {
+  FilterProtobufParseLogs();
+  using M = metrics::Method;
+  using S = LatencyPredictorService;
+  ServeInline("RegisterDevice", M::kRegisterDevice, Access::kWrite, &S::DoRegisterDevice);
+  ServeInline("ListDevices", M::kListDevices, Access::kRead, &S::DoListDevices);
+  ServeInline("GetDevice", M::kGetDevice, Access::kRead, &S::DoGetDevice);
+  ServeInline("SubmitSamples", M::kSubmitSamples, Access::kWrite, &S::DoSubmitSamples);
+  ServeInline("SuggestSamples", M::kSuggestSamples, Access::kRead, &S::DoSuggestSamples);
+  Serve<v1::AdaptDeviceRequest, v1::AdaptDeviceResponse>(
+      "AdaptDevice", M::kAdaptDevice, Access::kWrite, nullptr,
+      [this](UnaryCall<v1::AdaptDeviceRequest, v1::AdaptDeviceResponse>* call) {
+        StartAdaptDevice(call);
+      });
+  ServeInline("PredictLatency", M::kPredictLatency, Access::kRead, &S::DoPredictLatency,
+              &predict_messages_);
+  // Open even with --token-for-reads: clients ask it before anything else (README).
+  ServeInline("GetServerInfo", M::kGetServerInfo, Access::kAnyone, &S::DoGetServerInfo);
 }
 
 }  // namespace latpred::service

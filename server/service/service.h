@@ -11,6 +11,7 @@
 #include "message_pool.h"
 #include "model_manager.h"
 #include "model_registry.h"
+#include "unary_call.h"
 
 namespace latpred::service {
 
@@ -28,36 +29,12 @@ struct ServiceContext {
   bool token_for_reads = false;
 };
 
+// Every method is registered as raw bytes in and out and parses its request itself
+// (request_parsing.h), so that a request that does not parse is INVALID_ARGUMENT with a
+// message rather than gRPC's empty UNIMPLEMENTED.
 class LatencyPredictorService final : public v1::LatencyPredictor::CallbackService {
  public:
-  explicit LatencyPredictorService(ServiceContext context) : ctx_(context) {
-    SetMessageAllocatorFor_PredictLatency(&predict_messages_);
-  }
-
-  grpc::ServerUnaryReactor* RegisterDevice(grpc::CallbackServerContext* context,
-                                           const v1::RegisterDeviceRequest* request,
-                                           v1::RegisterDeviceResponse* response) override;
-  grpc::ServerUnaryReactor* ListDevices(grpc::CallbackServerContext* context,
-                                        const v1::ListDevicesRequest* request,
-                                        v1::ListDevicesResponse* response) override;
-  grpc::ServerUnaryReactor* GetDevice(grpc::CallbackServerContext* context,
-                                      const v1::GetDeviceRequest* request,
-                                      v1::Device* response) override;
-  grpc::ServerUnaryReactor* SubmitSamples(grpc::CallbackServerContext* context,
-                                          const v1::SubmitSamplesRequest* request,
-                                          v1::SubmitSamplesResponse* response) override;
-  grpc::ServerUnaryReactor* SuggestSamples(grpc::CallbackServerContext* context,
-                                           const v1::SuggestSamplesRequest* request,
-                                           v1::SuggestSamplesResponse* response) override;
-  grpc::ServerUnaryReactor* AdaptDevice(grpc::CallbackServerContext* context,
-                                        const v1::AdaptDeviceRequest* request,
-                                        v1::AdaptDeviceResponse* response) override;
-  grpc::ServerUnaryReactor* PredictLatency(grpc::CallbackServerContext* context,
-                                           const v1::PredictLatencyRequest* request,
-                                           v1::PredictLatencyResponse* response) override;
-  grpc::ServerUnaryReactor* GetServerInfo(grpc::CallbackServerContext* context,
-                                          const v1::GetServerInfoRequest* request,
-                                          v1::ServerInfo* response) override;
+  explicit LatencyPredictorService(ServiceContext context);
 
  private:
   absl::Status DoRegisterDevice(const v1::RegisterDeviceRequest& request,
@@ -71,6 +48,24 @@ class LatencyPredictorService final : public v1::LatencyPredictor::CallbackServi
                                 v1::SuggestSamplesResponse* response);
   absl::Status DoPredictLatency(const v1::PredictLatencyRequest& request,
                                 v1::PredictLatencyResponse* response);
+  absl::Status DoGetServerInfo(const v1::GetServerInfoRequest& request,
+                               v1::ServerInfo* response);
+  // Checks inline; the fit runs on the job queue, which finishes the call.
+  void StartAdaptDevice(UnaryCall<v1::AdaptDeviceRequest, v1::AdaptDeviceResponse>* call);
+
+  // Who may call a method when the server has a token.
+  enum class Access { kAnyone, kRead, kWrite };
+  // Registers the method `name` as raw bytes: authorises the call, parses its request
+  // into messages from allocator (null: fresh ones), then hands the call to handler,
+  // which finishes it.
+  template <typename Request, typename Response, typename Handler>
+  void Serve(const char* name, metrics::Method method, Access access,
+             grpc::MessageAllocator<Request, Response>* allocator, Handler handler);
+  // Serve for a method whose work is done inline by do_method.
+  template <typename Request, typename Response>
+  void ServeInline(const char* name, metrics::Method method, Access access,
+                   absl::Status (LatencyPredictorService::*do_method)(const Request&, Response*),
+                   grpc::MessageAllocator<Request, Response>* allocator = nullptr);
   // UNAUTHENTICATED when a token is configured and the call lacks it (writes, or reads
   // when token_for_reads) or carries a wrong one.
   absl::Status Authorize(const grpc::CallbackServerContext& context, bool write) const;

@@ -7,12 +7,16 @@
 
 #include <atomic>
 #include <cmath>
+#include <condition_variable>
 #include <filesystem>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
@@ -214,6 +218,112 @@ TEST_F(ServiceGrpcTest, NonFinitePredictionIsInternalNeverOk) {
     EXPECT_TRUE(absl::StrContains(status.error_message(), "archs[1]")) << status.error_message();
     EXPECT_EQ(response.latency_ms_size(), 0);
   }
+}
+
+// Sends raw bytes as the request of a method; the status and the raw reply.
+grpc::Status CallRaw(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                     const std::string& bytes, const std::string& authorization = "") {
+  grpc::GenericStub stub(channel);
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  if (!authorization.empty()) context.AddMetadata("authorization", authorization);
+  grpc::Slice slice(bytes);
+  grpc::ByteBuffer request(&slice, 1), reply;
+  std::mutex mu;
+  std::condition_variable done_cv;
+  bool done = false;
+  grpc::Status result;
+  stub.UnaryCall(&context, "/latpred.v1.LatencyPredictor/" + method, grpc::StubOptions(),
+                 &request, &reply, [&](grpc::Status status) {
+                   std::lock_guard<std::mutex> lock(mu);
+                   result = std::move(status);
+                   done = true;
+                   done_cv.notify_all();
+                 });
+  std::unique_lock<std::mutex> lock(mu);
+  done_cv.wait(lock, [&] { return done; });
+  return result;
+}
+
+// Bytes that are not a valid message of any request: a length running past the end, a
+// varint of 11 bytes, a field number 0, an invalid wire type, and a string field
+// (field 1, a string in every request that has a field 1 of length-delimited type) that
+// is not UTF-8. Requests answered UNIMPLEMENTED with an empty message, and protobuf
+// logged a line per request.
+const std::vector<std::pair<std::string, std::string>>& BadBytes() {
+  static const auto* bad = new std::vector<std::pair<std::string, std::string>>{
+      {"truncated", std::string("\x0a\x05" "ab", 4)},
+      {"overlong varint", std::string("\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 12)},
+      {"field number 0", std::string("\x00\x01", 2)},
+      {"wire type 7", std::string("\x0f\x01\x02", 3)},
+      {"garbage", std::string("\xff\xff\xff\xff", 4)},
+  };
+  return *bad;
+}
+
+TEST_F(ServiceGrpcTest, UnparseableRequestsAreInvalidArgumentWithAMessage) {
+  const std::vector<std::pair<std::string, std::string>> methods = {
+      {"RegisterDevice", "RegisterDeviceRequest"}, {"ListDevices", "ListDevicesRequest"},
+      {"GetDevice", "GetDeviceRequest"},           {"SubmitSamples", "SubmitSamplesRequest"},
+      {"SuggestSamples", "SuggestSamplesRequest"}, {"AdaptDevice", "AdaptDeviceRequest"},
+      {"PredictLatency", "PredictLatencyRequest"}, {"GetServerInfo", "GetServerInfoRequest"}};
+  const std::string not_utf8("\x0a\x03" "a\xff" "b", 5);
+  ::testing::internal::CaptureStderr();
+  for (const auto& [method, type] : methods) {
+    std::vector<std::pair<std::string, std::string>> cases = BadBytes();
+    // Field 1 of these is a string; of ListDevices a bool, GetServerInfo has none.
+    if (method != "ListDevices" && method != "GetServerInfo") cases.push_back({"not UTF-8", not_utf8});
+    for (const auto& [what, bytes] : cases) {
+      grpc::Status status = CallRaw(channel_, method, bytes);
+      EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << method << ", " << what;
+      EXPECT_TRUE(absl::StartsWith(status.error_message(),
+                                   "request is not a valid latpred.v1." + type + ": "))
+          << method << ", " << what << ": " << status.error_message();
+    }
+  }
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  EXPECT_FALSE(absl::StrContains(log, "UTF-8")) << "protobuf logged the bad requests:\n" << log;
+  // The server still answers well-formed calls.
+  v1::RegisterDeviceRequest good;
+  good.set_name("after-garbage");
+  EXPECT_TRUE(Register(good).ok());
+}
+
+// The message says where and why, down to an item of a repeated field.
+TEST_F(ServiceGrpcTest, ParseErrorsNameTheField) {
+  v1::SubmitSamplesRequest request;
+  request.set_device("d");
+  request.set_space("nb201");
+  request.add_samples()->set_arch(kArch);
+  request.add_samples()->set_arch("\x01PLACEHOLDER");
+  std::string bytes = request.SerializeAsString();
+  bytes.replace(bytes.find("\x01PLACEHOLDER"), 1, "\xc3");  // a lead byte without its tail
+  grpc::Status status = CallRaw(channel_, "SubmitSamples", bytes);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(status.error_message(),
+            "request is not a valid latpred.v1.SubmitSamplesRequest: samples[1].arch is not "
+            "valid UTF-8 (use UTF-8 text in string fields)");
+
+  v1::RegisterDeviceRequest reg;
+  reg.set_name("d");
+  (*reg.mutable_labels())["k"] = "value";
+  bytes = reg.SerializeAsString();
+  bytes.resize(bytes.size() - 2);  // cut into the label's value
+  status = CallRaw(channel_, "RegisterDevice", bytes);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "labels[0]: truncated"))
+      << status.error_message();
+}
+
+// Without the token a write is UNAUTHENTICATED whatever its bytes: the token comes first.
+TEST_F(ServiceGrpcTest, UnparseableWriteWithoutTheTokenIsUnauthenticated) {
+  Stop();
+  Start("s3cret-token");
+  const std::string bytes = BadBytes()[0].second;
+  EXPECT_EQ(CallRaw(channel_, "RegisterDevice", bytes).error_code(),
+            grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(CallRaw(channel_, "RegisterDevice", bytes, "Bearer s3cret-token").error_code(),
+            grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 }  // namespace
