@@ -15,6 +15,7 @@
 #include "adapt_context.h"
 #include "combine.h"
 #include "latpred/core/stats.h"
+#include "latpred/predictor/interval.h"
 #include "latpred/predictor/predictor.h"
 #include "parts.h"
 
@@ -276,6 +277,37 @@ TEST_F(PartsTest, LeaveOneOutMatchesTheErrorOnUnseenArchitectures) {
   EXPECT_GT(head->fit.loo_log_rmse, 0.06);
   EXPECT_LT(head->fit.loo_log_rmse, 0.2);
   EXPECT_GT(head->fit.loo_mape, head->fit.fit_mape);
+}
+
+// On a device whose noise is log-normal, the 80% interval holds about 80% of the
+// latencies of architectures the fit never saw.
+TEST_F(PartsTest, EightyPercentIntervalHoldsAboutEightyPercent) {
+  const BaseModel& m = nb201();
+  const double c[] = {0.05, 0.0, 0.3, 1.1, 0.2};
+  std::mt19937_64 rng(4);
+  std::normal_distribution<double> noise(0, 0.1);
+  const auto latency = [&](const core::Architecture& a) {
+    double t = 0.8;
+    for (int op = 0; op < 5; ++op) t += c[op] * Count(a, op);
+    return t * std::exp(noise(rng));
+  };
+  std::vector<Observation> obs;
+  for (const core::Architecture& a : RandomArchs(m.space(), 20, 78)) obs.push_back({a, latency(a)});
+  auto head = m.Adapt(obs);
+  ASSERT_TRUE(head.ok()) << head.status();
+  const double f = IntervalFactor(head->fit, 0.8);
+  ASSERT_GT(f, 1);
+  const std::vector<core::Architecture> held_out = RandomArchs(m.space(), 1000, 303);
+  std::vector<double> predicted(held_out.size());
+  m.Predict(*head, held_out, predicted.data());
+  int inside = 0;
+  for (size_t i = 0; i < held_out.size(); ++i) {
+    const double t = latency(held_out[i]);
+    inside += t >= predicted[i] / f && t <= predicted[i] * f;
+  }
+  const double coverage = inside / static_cast<double>(held_out.size());
+  EXPECT_GT(coverage, 0.7);
+  EXPECT_LT(coverage, 0.92);
 }
 
 // One candidate per part with known evidence: the weights are mass / settings * e^evidence.
