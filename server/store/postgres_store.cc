@@ -226,6 +226,24 @@ class PostgresLock final : public StoreLock {
   std::unique_ptr<pqxx::connection> conn_;
 };
 
+// The status of a failed statement: RESOURCE_EXHAUSTED for SQLSTATE class 53
+// (insufficient resources: 53100 disk full, 53200 out of memory, 53300 too many
+// connections), INTERNAL otherwise.
+absl::Status SqlError(const std::string& what, const pqxx::sql_error& e) {
+  std::string message =
+      absl::StrCat("postgresql: ", what, ": ", e.what(), " (SQLSTATE ", e.sqlstate(), ")");
+  if (e.sqlstate() == "53100") {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the store is out of space, nothing was written: ", message,
+        "; free disk space on the database server and retry"));
+  }
+  if (e.sqlstate().rfind("53", 0) == 0) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("the database server is out of resources: ", message));
+  }
+  return absl::InternalError(std::move(message));
+}
+
 class PostgresStore final : public Store {
  public:
   PostgresStore(std::string uri, int schema_version, std::unique_ptr<pqxx::connection> first)
@@ -585,8 +603,7 @@ class PostgresStore final : public Store {
         status = absl::AbortedError(absl::StrCat("postgresql: ", what, ": ", e.what()));
         retry = attempt < kMaxAttempts;
       } catch (const pqxx::sql_error& e) {
-        status = absl::InternalError(
-            absl::StrCat("postgresql: ", what, ": ", e.what(), " (SQLSTATE ", e.sqlstate(), ")"));
+        status = SqlError(what, e);
       } catch (const std::exception& e) {
         status = absl::InternalError(absl::StrCat("postgresql: ", what, ": ", e.what()));
       }

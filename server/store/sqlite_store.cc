@@ -86,13 +86,19 @@ CREATE TABLE settings (
 constexpr int kLatestSchemaVersion = static_cast<int>(std::size(kMigrations));
 
 // Turns a failed SQLite call into a Status: UNAVAILABLE when the database is busy or
-// locked (worth retrying), INTERNAL otherwise.
+// locked (worth retrying), RESOURCE_EXHAUSTED when the disk (or the database's page
+// limit) is full, INTERNAL otherwise.
 absl::Status SqliteError(sqlite3* db, int rc, absl::string_view what) {
   std::string message =
       absl::StrCat("sqlite: ", what, ": ", sqlite3_errmsg(db), " (code ", rc, ")");
   const int primary = rc & 0xff;
   if (primary == SQLITE_BUSY || primary == SQLITE_LOCKED) {
     return absl::UnavailableError(std::move(message));
+  }
+  if (primary == SQLITE_FULL) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "the store is out of space, nothing was written: ", message,
+        "; free disk space where the database lives and retry"));
   }
   return absl::InternalError(std::move(message));
 }
@@ -726,7 +732,8 @@ struct ConnectionCloser {
 
 // Creates parent directories, opens the file, configures the connection (WAL,
 // synchronous=FULL, foreign keys, busy timeout) and migrates the schema.
-absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(std::string_view path) {
+absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(std::string_view path,
+                                                       const SqliteOptions& options) {
   if (path.empty()) return absl::InvalidArgumentError("SQLite store path is empty");
   const std::string file(path);
   const std::filesystem::path parent = std::filesystem::path(file).parent_path();
@@ -767,6 +774,11 @@ absl::StatusOr<std::unique_ptr<Store>> OpenSqliteStore(std::string_view path) {
                        "PRAGMA journal_size_limit = 67108864",
                        configuring));
   ASSIGN_OR_RETURN(const int version, Migrate(raw, file));
+  if (options.max_page_count > 0) {
+    RETURN_IF_ERROR(Exec(
+        raw, absl::StrCat("PRAGMA max_page_count = ", options.max_page_count).c_str(),
+        configuring));
+  }
   return std::make_unique<SqliteStore>(db.release(), version);
 }
 

@@ -31,6 +31,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "latpred/store/store.h"
+#include "sqlite_store.h"
 #include "test_postgres.h"
 
 namespace latpred::store {
@@ -510,6 +511,24 @@ TEST_P(SqliteStoreTest, UriForms) {
   EXPECT_THAT(bad.status().message(), HasSubstr("sqlite:PATH"));
   EXPECT_EQ(OpenStore("").status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(OpenStore("sqlite:").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// A full disk is RESOURCE_EXHAUSTED saying the store is out of space (it was INTERNAL),
+// and the failed write leaves nothing behind. The database is capped at its current
+// size (max_page_count) instead of filling a disk.
+TEST_P(SqliteStoreTest, FullDiskIsResourceExhaustedAndStoresNothing) {
+  ASSERT_THAT(Open()->UpsertDevice(MakeDevice("full-dev")), IsOk());
+  SqliteOptions options;
+  options.max_page_count = 1;  // below the file's size: its size
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenSqliteStore(DbPath(), options);
+  ASSERT_THAT(store.status(), IsOk()) << store.status();
+  const absl::Status status =
+      (*store)->PutSamples("full-dev", "nb201", MakeSamples(std::string(200, 'a'), 2000));
+  EXPECT_EQ(status.code(), absl::StatusCode::kResourceExhausted) << status;
+  EXPECT_THAT(status.message(), HasSubstr("out of space"));
+  absl::StatusOr<std::vector<Sample>> samples = (*store)->GetSamples("full-dev", "nb201");
+  ASSERT_THAT(samples.status(), IsOk()) << samples.status();
+  EXPECT_TRUE(samples->empty());
 }
 
 TEST_P(StoreTest, ConcurrentWritersLoseNothing) {
