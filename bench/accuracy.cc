@@ -27,6 +27,7 @@
 #include "latpred/core/dataset.h"
 #include "latpred/core/search_space.h"
 #include "latpred/core/stats.h"
+#include "latpred/predictor/interval.h"
 #include "latpred/predictor/predictor.h"
 
 namespace latpred::bench {
@@ -529,7 +530,7 @@ absl::Status Runner::RunTrial(const TaskSpec& task, const Table& table, int tria
       }
       // The service's path: Adapt on the samples, Predict the rest.
       auto adapt_start = Clock::now();
-      absl::StatusOr<predictor::DeviceHead> head = model.Adapt(obs);
+      absl::StatusOr<predictor::DeviceHead> head = model.Adapt(obs, options_.adapt);
       const double adapt_seconds = SecondsSince(adapt_start);
       if (!head.ok()) {
         return absl::Status(head.status().code(), absl::StrCat(prefix, ": ", target,
@@ -566,6 +567,16 @@ absl::Status Runner::RunTrial(const TaskSpec& task, const Table& table, int tria
       TargetResult r = base;
       r.method = Method::kLatpred;
       r.metrics = Score(eval_truth, eval_latpred);
+      if (head->fit.samples >= 3) r.reported_loo_mape = head->fit.loo_mape;
+      const double factor = predictor::IntervalFactor(head->fit, 0.8);
+      if (factor > 0) {
+        int inside = 0;
+        for (size_t i = 0; i < eval_truth.size(); ++i) {
+          inside += eval_truth[i] >= eval_latpred[i] / factor &&
+                    eval_truth[i] <= eval_latpred[i] * factor;
+        }
+        r.coverage80 = inside / static_cast<double>(eval_truth.size());
+      }
       report_->results.push_back(r);
       if (p.k == report_k && p.selection == report_->main_selection) {
         k20_spearman.push_back(ZeroIfNan(r.metrics.spearman));

@@ -42,6 +42,9 @@ ABSL_FLAG(std::string, data, "",
 ABSL_FLAG(std::string, space, "", "custom task: search space, nb201 or fbnet");
 ABSL_FLAG(std::string, source, "", "custom task: source devices, comma-separated, or all");
 ABSL_FLAG(std::string, target, "", "custom task: target devices, comma-separated, or all");
+ABSL_FLAG(std::string, adapt_off, "",
+          "comma-separated adaptation parts to switch off (embedding, residual, cost_model, "
+          "one_cost, counts, additive, additive_costs, source_additive)");
 ABSL_FLAG(bool, each, false, "custom task: one task per target, its sources every other one");
 
 namespace latpred::bench {
@@ -84,6 +87,9 @@ flags (--a-b and --a_b are the same flag):
   --out bench-out         writes accuracy.csv, accuracy_targets.csv, accuracy.json,
                           accuracy.svg
   --data-dir DIR          bundled data (help/, eagle/)
+  --adapt-off a,b         switch adaptation parts off, to measure what each adds:
+                          embedding, residual, cost_model, one_cost, counts, additive,
+                          additive_costs, source_additive
 custom task (replaces the standard tasks; named "custom"):
   --data FILE.csv[,MORE.csv] --space nb201|fbnet --source a,b|all --target c,d|all
   (all: every device of the files; a device in both lists is a target only; several
@@ -146,6 +152,9 @@ absl::StatusOr<AccuracyOptions> AccuracyOptionsFromFlags() {
   }
   if (!o.custom_data.empty() && !o.tasks.empty()) {
     return absl::InvalidArgumentError("--data runs the custom task: do not combine with --tasks");
+  }
+  if (absl::Status s = predictor::DisableParts(absl::GetFlag(FLAGS_adapt_off), &o.adapt); !s.ok()) {
+    return absl::InvalidArgumentError(absl::StrCat("--adapt-off: ", s.message()));
   }
   if (o.trials < 1) return absl::InvalidArgumentError("--trials must be >= 1");
   if (o.epochs < 0) return absl::InvalidArgumentError("--epochs must be >= 0");

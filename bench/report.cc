@@ -130,6 +130,31 @@ Summary Summarize(const AccuracyReport& report) {
   return s;
 }
 
+// Per k over every target of the main selection: how well the head's reported
+// leave-one-out MAPE foresees the MAPE measured on the target's other architectures,
+// and what share of them its 80% interval holds.
+void PrintCalibration(const AccuracyReport& report, std::ostream& out) {
+  out << "calibration (latpred, every target): k, reported LOO MAPE / measured MAPE "
+         "(means), their Spearman over targets, 80% interval coverage\n";
+  for (int k : SortedKs(report)) {
+    std::vector<double> reported, measured, coverage;
+    for (const TargetResult& r : report.results) {
+      if (r.k != k || r.method != Method::kLatpred || r.selection != report.main_selection) {
+        continue;
+      }
+      if (std::isfinite(r.reported_loo_mape)) {
+        reported.push_back(r.reported_loo_mape);
+        measured.push_back(r.metrics.mape);
+      }
+      if (std::isfinite(r.coverage80)) coverage.push_back(r.coverage80);
+    }
+    if (reported.empty()) continue;
+    out << absl::StrFormat("  k=%-2d  %6.1f%% / %6.1f%%   rho %.3f   coverage %5.1f%% (%d targets)\n",
+                           k, Mean(reported), Mean(measured), core::Spearman(reported, measured),
+                           100 * Mean(coverage), static_cast<int>(reported.size()));
+  }
+}
+
 void PrintReport(const AccuracyReport& report, std::ostream& out) {
   const Selection main = report.main_selection;
   if (report.options.protocol == Protocol::kGeneral) {
@@ -140,6 +165,7 @@ void PrintReport(const AccuracyReport& report, std::ostream& out) {
                            report.tasks.size(), report.options.trials, report.options.seed,
                            report.epochs);
     PrintGeneralSummary(SummarizeGeneral(report.results, report.tasks, main), out);
+    PrintCalibration(report, out);
     out << "\n"
         << absl::StrFormat("adapt median: %.2f ms over %d calls\n", MedianAdaptMs(report, 0),
                            static_cast<int>(report.adapt_timings.size()))
@@ -200,6 +226,7 @@ void PrintReport(const AccuracyReport& report, std::ostream& out) {
                              s.mean_spearman_k20, s.mean_nasflat);
     }
   }
+  PrintCalibration(report, out);
   out << absl::StrFormat("adapt median: %.2f ms over %d calls", s.adapt_median_ms, s.adapt_calls);
   if (s.has_k20) out << absl::StrFormat(" (k=20: %.2f ms)", s.adapt_median_ms_k20);
   out << "\n";
@@ -251,13 +278,14 @@ std::string ReportCsv(const AccuracyReport& report) {
 std::string TargetsCsv(const AccuracyReport& report) {
   std::string out =
       "task,trial,target,k,selection,method,spearman,kendall,within10,mape,evaluated,"
-      "nearest_source\n";
+      "nearest_source,reported_loo_mape,coverage80\n";
   for (const TargetResult& r : report.results) {
     absl::StrAppend(&out, CsvField(r.task), ",", r.trial, ",", CsvField(r.target), ",", r.k, ",",
                     SelectionName(r.selection), ",", MethodName(r.method), ",",
                     CsvNum(r.metrics.spearman), ",", CsvNum(r.metrics.kendall), ",",
                     CsvNum(r.metrics.within10), ",", CsvNum(r.metrics.mape), ",", r.evaluated,
-                    ",", CsvField(r.nearest_source), "\n");
+                    ",", CsvField(r.nearest_source), ",", CsvNum(r.reported_loo_mape), ",",
+                    CsvNum(r.coverage80), "\n");
   }
   return out;
 }

@@ -114,13 +114,13 @@ Combined Combine(const AdaptContext& ctx, const std::vector<PartCandidates>& par
     if (!loo.empty()) {
       std::vector<double> truth(ctx.truth.begin(), ctx.truth.begin() + loo.size());
       std::vector<double> predicted(loo.size());
-      double squares = 0;
+      std::vector<double> misses(loo.size());
       for (size_t i = 0; i < loo.size(); ++i) {
         predicted[i] = std::exp(loo[i]);
-        squares += (ctx.y[i] - loo[i]) * (ctx.y[i] - loo[i]);
+        misses[i] = std::abs(ctx.y[i] - loo[i]);
       }
       fit.loo_mape = core::Mape(truth, predicted);
-      fit.loo_log_rmse = std::sqrt(squares / static_cast<double>(loo.size()));
+      fit.loo_log_sd = 1.4826 * core::Median(misses);
     }
   }
   return result;

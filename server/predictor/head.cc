@@ -47,7 +47,7 @@ std::string DeviceHead::Serialize() const {
   }
   absl::StrAppend(&out, "\nfit=", fit.samples, ",", Exact(fit.fit_spearman), ",",
                   Exact(fit.fit_mape), ",", Exact(fit.loo_mape), ",", Exact(fit.seconds), ",",
-                  Exact(fit.loo_log_rmse), "\n");
+                  Exact(fit.loo_log_sd), "\n");
   // Canonical architecture strings hold no ';'.
   if (!fit.set_aside.empty()) absl::StrAppend(&out, "aside=", absl::StrJoin(fit.set_aside, ";"), "\n");
   return out;
@@ -96,7 +96,7 @@ absl::StatusOr<DeviceHead> DeviceHead::Deserialize(std::string_view blob) {
            absl::SimpleAtod(parts[2], &head.fit.fit_mape) &&
            absl::SimpleAtod(parts[3], &head.fit.loo_mape) &&
            absl::SimpleAtod(parts[4], &head.fit.seconds) &&
-           (parts.size() == 5 || absl::SimpleAtod(parts[5], &head.fit.loo_log_rmse));
+           (parts.size() == 5 || absl::SimpleAtod(parts[5], &head.fit.loo_log_sd));
     }
     if (!ok) return absl::DataLossError(absl::StrCat("stored device head: bad line '", lines[i], "'"));
   }

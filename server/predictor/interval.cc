@@ -54,9 +54,9 @@ double StudentQuantile(double p, double nu) {
 }
 
 double IntervalFactor(const FitStats& fit, double coverage) {
-  if (!(coverage > 0 && coverage < 1) || fit.samples < 3 || !(fit.loo_log_rmse > 0)) return 0;
+  if (!(coverage > 0 && coverage < 1) || fit.samples < 3 || !(fit.loo_log_sd > 0)) return 0;
   const double t = StudentQuantile((1 + coverage) / 2, fit.samples - 1);
-  return std::exp(fit.loo_log_rmse * t);
+  return std::exp(fit.loo_log_sd * t);
 }
 
 }  // namespace latpred::predictor

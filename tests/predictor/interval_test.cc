@@ -29,7 +29,7 @@ TEST(IntervalTest, StudentQuantileMatchesTables) {
 TEST(IntervalTest, FactorFollowsTheLeaveOneOutError) {
   FitStats fit;
   fit.samples = 20;
-  fit.loo_log_rmse = 0.1;
+  fit.loo_log_sd = 0.1;
   EXPECT_NEAR(IntervalFactor(fit, 0.8), std::exp(0.1 * StudentQuantile(0.9, 19)), 1e-12);
   EXPECT_GT(IntervalFactor(fit, 0.95), IntervalFactor(fit, 0.8));
   fit.samples = 2;  // no leave-one-out figure

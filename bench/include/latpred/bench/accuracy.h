@@ -17,10 +17,12 @@
 
 #include <cstdint>
 #include <iosfwd>
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "latpred/predictor/adapt_options.h"
 #include "latpred/bench/tasks.h"
 
 namespace latpred::bench {
@@ -66,6 +68,8 @@ struct AccuracyOptions {
   // One task per target instead of one for all: each named after its target and
   // learned from every source but itself (with all / all: leave one device out).
   bool custom_each = false;
+  // Adapt's settings (--adapt-off switches parts off by name).
+  predictor::AdaptOptions adapt;
 };
 
 struct Metrics {
@@ -86,6 +90,11 @@ struct TargetResult {
   Metrics metrics;
   int evaluated = 0;           // architectures predicted and scored
   std::string nearest_source;  // the source device picked (nearest-source only)
+  // latpred only (NaN otherwise): the leave-one-out MAPE the head reported (percent;
+  // NaN below 3 samples) and the share of the scored architectures inside its 80%
+  // predictive interval (NaN where it has none).
+  double reported_loo_mape = std::numeric_limits<double>::quiet_NaN();
+  double coverage80 = std::numeric_limits<double>::quiet_NaN();
 };
 
 struct MeanStd {

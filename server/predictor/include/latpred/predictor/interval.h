@@ -1,12 +1,14 @@
 // Predictive intervals of a device head.
 //
 // Model: the log latency of an architecture the head was not fitted on is the head's
-// prediction plus s * T, where s is the served head's leave-one-out log RMSE on its n
-// samples (FitStats::loo_log_rmse) and T is Student's t with n - 1 degrees of freedom
-// (s is itself estimated from n errors). The interval [prediction / f, prediction * f]
+// prediction plus s * T, where s is the robust spread of the served head's
+// leave-one-out log errors on its n samples (FitStats::loo_log_sd: 1.4826 times their
+// median absolute value) and T is Student's t with n - 1 degrees of freedom (s is itself
+// estimated from n errors). The median, not the mean square: Suggest's samples include
+// extreme architectures whose leave-one-out refit extrapolates. The interval [prediction / f, prediction * f]
 // with f = exp(s * t_{(1 + coverage) / 2, n - 1}) then holds `coverage` of the
-// latencies. Suggested samples are spread to pin the head down, so their leave-one-out
-// errors tend to be larger than a typical architecture's: the interval errs wide.
+// latencies. With under 10 samples a leave-one-out refit often cannot identify a part
+// and the interval is a rough guide (bench/README.md gives its measured coverage).
 #ifndef LATPRED_PREDICTOR_INTERVAL_H_
 #define LATPRED_PREDICTOR_INTERVAL_H_
 

@@ -74,7 +74,9 @@ struct FitStats {
   // Leave-one-out figures of the served head (each sample predicted by the head's parts
   // refitted without it, their weights kept); 0 when fewer than 3 samples.
   double loo_mape = 0;      // percent
-  double loo_log_rmse = 0;  // root mean square of log(measured / predicted)
+  // A robust spread of log(measured / predicted): 1.4826 times the median absolute
+  // leave-one-out log error (the sd of a normal); the predictive interval's scale.
+  double loo_log_sd = 0;
   double seconds = 0;
   // The samples Adapt set aside as measurement glitches (their architectures'
   // canonical strings; see Adapt).
