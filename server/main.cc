@@ -39,7 +39,9 @@ ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls-cert");
 ABSL_FLAG(std::string, token_file, "",
           "file holding the bearer token that writes need (or set LATPRED_TOKEN); never "
           "pass the token itself on the command line");
-ABSL_FLAG(bool, token_for_reads, false, "require the token for reads too");
+ABSL_FLAG(bool, token_for_reads, false,
+          "require the token for reads too (every LatencyPredictor call but GetServerInfo; "
+          "grpc.health.v1 and server reflection stay open)");
 ABSL_FLAG(int, sync_interval_ms, 1000,
           "how often to poll the store for models and devices that other replicas "
           "(servers on the same PostgreSQL database) stored; 0: never");

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "google/protobuf/descriptor.h"
@@ -99,8 +100,17 @@ absl::Status LatencyPredictorService::Authorize(const grpc::CallbackServerContex
     return absl::UnauthenticatedError(
         "this call needs a bearer token: set LATPRED_TOKEN or LATPRED_TOKEN_FILE");
   }
-  const std::string expected = "Bearer " + ctx_.token;
-  const std::string given(it->second.data(), it->second.size());
+  // "Bearer <token>": the scheme is case-insensitive (RFC 7235), the token is not.
+  constexpr absl::string_view kScheme = "bearer";
+  absl::string_view given(it->second.data(), it->second.size());
+  if (given.size() <= kScheme.size() ||
+      !absl::EqualsIgnoreCase(given.substr(0, kScheme.size()), kScheme) ||
+      given[kScheme.size()] != ' ') {
+    return absl::UnauthenticatedError("authorization is not a bearer token ('Bearer <token>')");
+  }
+  given.remove_prefix(kScheme.size());
+  while (!given.empty() && given.front() == ' ') given.remove_prefix(1);
+  const std::string& expected = ctx_.token;
   // Constant-time comparison: the time taken says nothing about the token.
   unsigned char diff = given.size() == expected.size() ? 0 : 1;
   for (size_t i = 0; i < given.size(); ++i) {

@@ -326,5 +326,23 @@ TEST_F(ServiceGrpcTest, UnparseableWriteWithoutTheTokenIsUnauthenticated) {
             grpc::StatusCode::INVALID_ARGUMENT);
 }
 
+// The auth scheme is case-insensitive (RFC 7235): "bearer" and "BEARER" carry the token
+// as "Bearer" does; another scheme, or the token in another case, does not.
+TEST_F(ServiceGrpcTest, BearerSchemeIsCaseInsensitive) {
+  Stop();
+  Start("s3cret-token");
+  v1::RegisterDeviceRequest request;
+  request.set_name("bearer-dev");
+  for (const std::string scheme : {"Bearer", "bearer", "BEARER", "bEaReR"}) {
+    grpc::Status status = Register(request, scheme + " s3cret-token");
+    EXPECT_TRUE(status.ok()) << scheme << ": " << status.error_message();
+  }
+  for (const std::string refused : {"Basic s3cret-token", "Bearers3cret-token",
+                                    "Bearer S3CRET-TOKEN", "Bearer s3cret-token2", "bearer"}) {
+    EXPECT_EQ(Register(request, refused).error_code(), grpc::StatusCode::UNAUTHENTICATED)
+        << refused;
+  }
+}
+
 }  // namespace
 }  // namespace latpred::service
