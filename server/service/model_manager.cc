@@ -184,6 +184,25 @@ std::shared_ptr<const std::vector<core::Architecture>> ModelManager::Candidates(
 
 absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Adapt(const std::string& device,
                                                                       const std::string& space) {
+  absl::StatusOr<std::shared_ptr<const HeadEntry>> result = Fit(device, space);
+  absl::MutexLock lock(&mu_);
+  if (result.ok()) {
+    fit_errors_.erase({device, space});
+  } else {
+    fit_errors_[{device, space}] = absl::StrCat(absl::StatusCodeToString(result.status().code()),
+                                                ": ", result.status().message());
+  }
+  return result;
+}
+
+std::string ModelManager::LastFitError(const std::string& device, const std::string& space) const {
+  absl::MutexLock lock(&mu_);
+  auto it = fit_errors_.find({device, space});
+  return it == fit_errors_.end() ? std::string() : it->second;
+}
+
+absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Fit(const std::string& device,
+                                                                    const std::string& space) {
   BaseEntry base = registry_->GetBase(space);
   if (base.model == nullptr) {
     return absl::FailedPreconditionError(absl::StrCat("no base model for space ", space));

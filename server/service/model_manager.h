@@ -48,9 +48,14 @@ class ModelManager {
   absl::Status LoadHeads(const std::string& space);
 
   // Fits the device's head from its stored samples, stores it as a new model version
-  // and publishes it.
+  // and publishes it. A failure is kept for LastFitError until a fit succeeds.
   absl::StatusOr<std::shared_ptr<const HeadEntry>> Adapt(const std::string& device,
                                                           const std::string& space);
+
+  // Why the device's last fit in the space failed ("CODE: message"), or "" when it
+  // succeeded or none ran. Kept in memory by the server that ran the fit: another
+  // replica, or this one after a restart, does not know it.
+  std::string LastFitError(const std::string& device, const std::string& space) const;
 
   // Brings the registry up to date with what other replicas on the same store did: a
   // newer base model, newer adapted heads, registered devices with new descriptors.
@@ -69,12 +74,17 @@ class ModelManager {
  private:
   // Collects the default candidate architectures of a space.
   absl::Status LoadCandidates(const std::string& space);
+  // Adapt without keeping its outcome.
+  absl::StatusOr<std::shared_ptr<const HeadEntry>> Fit(const std::string& device,
+                                                        const std::string& space);
 
   mutable absl::Mutex mu_;
   // updated_unix_ms of each (device, space) zero-shot head when Sync last refreshed it.
   std::map<std::pair<std::string, std::string>, int64_t> synced_updates_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<const std::vector<core::Architecture>>> candidates_
       ABSL_GUARDED_BY(mu_);
+  // (device, space) -> why its last fit failed; no entry after a success.
+  std::map<std::pair<std::string, std::string>, std::string> fit_errors_ ABSL_GUARDED_BY(mu_);
   store::Store* store_;
   ModelRegistry* registry_;
   metrics::Metrics* metrics_;

@@ -146,9 +146,13 @@ void LatencyPredictorService::FillDevice(const store::Device& device,
   for (const std::string& space : core::SearchSpaceNames()) {
     auto count = counts.find(space);
     auto head = ctx_.registry->GetHead(device.name, space);
-    if ((count == counts.end() || count->second == 0) && head == nullptr) continue;
+    std::string fit_error = ctx_.manager->LastFitError(device.name, space);
+    if ((count == counts.end() || count->second == 0) && head == nullptr && fit_error.empty()) {
+      continue;
+    }
     v1::SpaceState* state = out->add_spaces();
     state->set_space(space);
+    state->set_last_fit_error(std::move(fit_error));
     state->set_sample_count(count == counts.end() ? 0 : count->second);
     state->set_state(head == nullptr ? v1::MODEL_STATE_NONE : head->state);
     if (head != nullptr) {

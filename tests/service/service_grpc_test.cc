@@ -20,6 +20,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/match.h"
+#include "absl/synchronization/notification.h"
 #include "latpred/core/dataset.h"
 #include "latpred/core/search_space.h"
 #include "latpred/store/store.h"
@@ -342,6 +343,60 @@ TEST_F(ServiceGrpcTest, BearerSchemeIsCaseInsensitive) {
     EXPECT_EQ(Register(request, refused).error_code(), grpc::StatusCode::UNAUTHENTICATED)
         << refused;
   }
+}
+
+// AdaptDevice with no_wait answers before the fit runs; when the fit fails, GetDevice
+// says why in the space's last_fit_error, until a fit succeeds.
+TEST_F(ServiceGrpcTest, FailedNoWaitFitIsVisibleInGetDevice) {
+  v1::RegisterDeviceRequest reg;
+  reg.set_name("nowait-dev");
+  ASSERT_TRUE(Register(reg).ok());
+  v1::AdaptDeviceRequest adapt;
+  adapt.set_device("nowait-dev");
+  adapt.set_space("nb201");
+  adapt.set_no_wait(true);
+  v1::AdaptDeviceResponse adapted;
+  ASSERT_TRUE(stub_->AdaptDevice(Context().get(), adapt, &adapted).ok());
+  EXPECT_TRUE(adapted.pending());
+  // The job queue runs jobs in order: once this one ran, so did the fit.
+  absl::Notification fitted;
+  ASSERT_TRUE(jobs_->Post([&] { fitted.Notify(); }));
+  fitted.WaitForNotification();
+
+  v1::GetDeviceRequest get;
+  get.set_name("nowait-dev");
+  v1::Device device;
+  ASSERT_TRUE(stub_->GetDevice(Context().get(), get, &device).ok());
+  ASSERT_EQ(device.spaces_size(), 1) << device.DebugString();
+  EXPECT_EQ(device.spaces(0).space(), "nb201");
+  EXPECT_TRUE(absl::StartsWith(device.spaces(0).last_fit_error(), "FAILED_PRECONDITION: "))
+      << device.spaces(0).last_fit_error();
+  EXPECT_TRUE(absl::StrContains(device.spaces(0).last_fit_error(), "no nb201 samples"))
+      << device.spaces(0).last_fit_error();
+
+  v1::SubmitSamplesRequest submit;
+  submit.set_device("nowait-dev");
+  submit.set_space("nb201");
+  for (int index : {7, 512, 3000, 9001}) {
+    core::Architecture arch;
+    for (int e = 0, rest = index; e < 6; ++e, rest /= 5) {
+      arch.ops.push_back(static_cast<uint8_t>(rest % 5));
+    }
+    v1::Sample* sample = submit.add_samples();
+    sample->set_arch(core::Nb201Space().Canonical(arch));
+    sample->set_latency_ms(3.0 + index / 1000.0);
+  }
+  v1::SubmitSamplesResponse submitted;
+  grpc::Status status = stub_->SubmitSamples(Context().get(), submit, &submitted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  adapt.set_no_wait(false);
+  status = stub_->AdaptDevice(Context().get(), adapt, &adapted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  device.Clear();
+  ASSERT_TRUE(stub_->GetDevice(Context().get(), get, &device).ok());
+  ASSERT_EQ(device.spaces_size(), 1);
+  EXPECT_EQ(device.spaces(0).state(), v1::MODEL_STATE_ADAPTED);
+  EXPECT_EQ(device.spaces(0).last_fit_error(), "");
 }
 
 }  // namespace
