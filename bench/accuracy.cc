@@ -581,6 +581,21 @@ absl::Status Runner::RunTrial(const TaskSpec& task, const Table& table, int tria
       if (p.k == report_k && p.selection == report_->main_selection) {
         k20_spearman.push_back(ZeroIfNan(r.metrics.spearman));
       }
+      if (p.selection == report_->main_selection) {
+        for (const std::string& part : options_.ablate) {
+          predictor::AdaptOptions without = options_.adapt;
+          without.disabled_parts.push_back(part);
+          absl::StatusOr<predictor::DeviceHead> ablated = model.Adapt(obs, without);
+          if (!ablated.ok()) return ablated.status();
+          std::vector<double> ablated_pred(n), ablated_eval;
+          model.Predict(*ablated, candidates, ablated_pred.data());
+          for (int i = 0; i < n; ++i) {
+            if (!is_sample[i]) ablated_eval.push_back(ablated_pred[i]);
+          }
+          report_->ablations.push_back({task.name, trial, target, p.k, part,
+                                        ZeroIfNan(core::Spearman(eval_truth, ablated_eval))});
+        }
+      }
       r = base;
       r.method = Method::kFlops;
       r.metrics = Score(eval_truth, eval_flops);

@@ -45,6 +45,8 @@ ABSL_FLAG(std::string, target, "", "custom task: target devices, comma-separated
 ABSL_FLAG(std::string, adapt_off, "",
           "comma-separated adaptation parts to switch off (embedding, residual, cost_model, "
           "one_cost, counts, additive, additive_costs, source_additive)");
+ABSL_FLAG(std::string, ablate, "",
+          "comma-separated adaptation parts to leave out one at a time, or all");
 ABSL_FLAG(bool, each, false, "custom task: one task per target, its sources every other one");
 
 namespace latpred::bench {
@@ -90,6 +92,8 @@ flags (--a-b and --a_b are the same flag):
   --adapt-off a,b         switch adaptation parts off, to measure what each adds:
                           embedding, residual, cost_model, one_cost, counts, additive,
                           additive_costs, source_additive
+  --ablate a,b|all        also adapt without each part in turn (same base model and
+                          samples) and print what each part adds per k
 custom task (replaces the standard tasks; named "custom"):
   --data FILE.csv[,MORE.csv] --space nb201|fbnet --source a,b|all --target c,d|all
   (all: every device of the files; a device in both lists is a target only; several
@@ -155,6 +159,16 @@ absl::StatusOr<AccuracyOptions> AccuracyOptionsFromFlags() {
   }
   if (absl::Status s = predictor::DisableParts(absl::GetFlag(FLAGS_adapt_off), &o.adapt); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--adapt-off: ", s.message()));
+  }
+  const std::string ablate = absl::GetFlag(FLAGS_ablate);
+  if (absl::AsciiStrToLower(ablate) == "all") {
+    o.ablate = predictor::PartNames();
+  } else if (!ablate.empty()) {
+    predictor::AdaptOptions check;
+    if (absl::Status s = predictor::DisableParts(ablate, &check); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--ablate: ", s.message()));
+    }
+    o.ablate = check.disabled_parts;
   }
   if (o.trials < 1) return absl::InvalidArgumentError("--trials must be >= 1");
   if (o.epochs < 0) return absl::InvalidArgumentError("--epochs must be >= 0");

@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <fstream>
 #include <ostream>
+#include <map>
 #include <set>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -155,6 +157,49 @@ void PrintCalibration(const AccuracyReport& report, std::ostream& out) {
   }
 }
 
+// Per k and part left out: the mean change of latpred's Spearman over targets (with
+// its standard error over targets) and how many targets fall below the best baseline.
+void PrintAblation(const AccuracyReport& report, std::ostream& out) {
+  if (report.ablations.empty()) return;
+  std::map<std::tuple<std::string, int, std::string, int>, double> full, best;
+  for (const TargetResult& r : report.results) {
+    if (r.selection != report.main_selection) continue;
+    const auto key = std::make_tuple(r.task, r.trial, r.target, r.k);
+    const double rho = std::isfinite(r.metrics.spearman) ? r.metrics.spearman : 0;
+    if (r.method == Method::kLatpred) {
+      full[key] = rho;
+    } else {
+      auto it = best.find(key);
+      best[key] = it == best.end() ? rho : std::max(it->second, rho);
+    }
+  }
+  out << "ablation (each part left out in turn; change of latpred's Spearman, mean +- "
+         "standard error over targets; targets below the best baseline - 0.01)\n";
+  for (int k : SortedKs(report)) {
+    int below_full = 0, targets = 0;
+    for (const auto& [key, rho] : full) {
+      if (std::get<3>(key) != k) continue;
+      ++targets;
+      below_full += rho < best[key] - 0.01;
+    }
+    out << absl::StrFormat("  k=%-2d all parts: %d of %d below\n", k, below_full, targets);
+    for (const std::string& part : report.options.ablate) {
+      std::vector<double> delta;
+      int below = 0;
+      for (const AblationResult& a : report.ablations) {
+        if (a.k != k || a.part != part) continue;
+        const auto key = std::make_tuple(a.task, a.trial, a.target, a.k);
+        delta.push_back(a.spearman - full[key]);
+        below += a.spearman < best[key] - 0.01;
+      }
+      if (delta.empty()) continue;
+      const double se = delta.size() > 1 ? StdDev(delta) / std::sqrt(delta.size()) : 0;
+      out << absl::StrFormat("        without %-16s %+.4f +- %.4f   %d below\n", part,
+                             Mean(delta), se, below);
+    }
+  }
+}
+
 void PrintReport(const AccuracyReport& report, std::ostream& out) {
   const Selection main = report.main_selection;
   if (report.options.protocol == Protocol::kGeneral) {
@@ -166,6 +211,7 @@ void PrintReport(const AccuracyReport& report, std::ostream& out) {
                            report.epochs);
     PrintGeneralSummary(SummarizeGeneral(report.results, report.tasks, main), out);
     PrintCalibration(report, out);
+    PrintAblation(report, out);
     out << "\n"
         << absl::StrFormat("adapt median: %.2f ms over %d calls\n", MedianAdaptMs(report, 0),
                            static_cast<int>(report.adapt_timings.size()))
@@ -227,6 +273,7 @@ void PrintReport(const AccuracyReport& report, std::ostream& out) {
     }
   }
   PrintCalibration(report, out);
+  PrintAblation(report, out);
   out << absl::StrFormat("adapt median: %.2f ms over %d calls", s.adapt_median_ms, s.adapt_calls);
   if (s.has_k20) out << absl::StrFormat(" (k=20: %.2f ms)", s.adapt_median_ms_k20);
   out << "\n";

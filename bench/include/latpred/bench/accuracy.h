@@ -70,6 +70,9 @@ struct AccuracyOptions {
   bool custom_each = false;
   // Adapt's settings (--adapt-off switches parts off by name).
   predictor::AdaptOptions adapt;
+  // Parts to leave out one at a time (--ablate), each on the same base model and
+  // samples as the main figures: what each part adds.
+  std::vector<std::string> ablate;
 };
 
 struct Metrics {
@@ -128,12 +131,23 @@ struct TrialTiming {
   double eval_seconds = 0;
 };
 
+// latpred's Spearman on one (task, trial, target, k) with one part left out.
+struct AblationResult {
+  std::string task;
+  int trial = 0;
+  std::string target;
+  int k = 0;
+  std::string part;
+  double spearman = 0;
+};
+
 struct AccuracyReport {
   AccuracyOptions options;
   int epochs = 0;  // epochs actually used
   Selection main_selection = Selection::kSuggest;
   std::vector<TaskSpec> tasks;
   std::vector<TargetResult> results;
+  std::vector<AblationResult> ablations;
   std::vector<Aggregate> aggregates;
   std::vector<AdaptTiming> adapt_timings;
   std::vector<TrialTiming> trial_timings;
