@@ -14,6 +14,7 @@
 #include "grpc_status.h"
 #include "latpred/core/search_space.h"
 #include "latpred/core/status_macros.h"
+#include "latpred/predictor/interval.h"
 #include "request_parsing.h"
 
 namespace latpred::service {
@@ -82,6 +83,7 @@ void FillFit(const predictor::FitStats& fit, v1::FitStats* out) {
   out->set_fit_spearman(fit.fit_spearman);
   out->set_fit_mape(fit.fit_mape);
   out->set_loo_mape(fit.loo_mape);
+  out->set_loo_log_sd(fit.loo_log_sd);
   out->set_seconds(fit.seconds);
   for (const std::string& arch : fit.set_aside) out->add_set_aside(arch);
 }
@@ -332,6 +334,11 @@ absl::Status LatencyPredictorService::DoPredictLatency(const v1::PredictLatencyR
   RETURN_IF_ERROR(ValidateDeviceName(request.device()));
   RETURN_IF_ERROR(core::GetSearchSpace(request.space()).status());
   RETURN_IF_ERROR(CheckBatchSize(request.archs_size(), ctx_.max_batch, "architectures"));
+  if (request.interval() != 0 && !(request.interval() > 0 && request.interval() < 1)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "interval must lie in (0, 1) (0.8: the 10th to 90th percentile), or 0 for none; got ",
+        request.interval()));
+  }
   std::shared_ptr<const HeadEntry> head = ctx_.registry->GetHead(request.device(), request.space());
   if (head == nullptr) {
     // Off the hot path: say whether the device is unknown or just has no model yet.
@@ -353,6 +360,16 @@ absl::Status LatencyPredictorService::DoPredictLatency(const v1::PredictLatencyR
         "device '", request.device(), "': the ", request.space(), " model (version ",
         head->version, ") predicts ", bad, " ms for archs[", i,
         "], not a positive finite latency; re-register the device or adapt it"));
+  }
+  const double factor =
+      request.interval() > 0 ? predictor::IntervalFactor(head->head.fit, request.interval()) : 0;
+  if (factor > 0) {
+    response->mutable_lower_ms()->Reserve(request.archs_size());
+    response->mutable_upper_ms()->Reserve(request.archs_size());
+    for (int i = 0; i < request.archs_size(); ++i) {
+      response->add_lower_ms(latency[i] / factor);
+      response->add_upper_ms(latency[i] * factor);
+    }
   }
   response->set_model_version(head->version);
   response->set_state(head->state);

@@ -371,6 +371,37 @@ TEST_F(ServerIntegrationTest, LearnsAHeldOutDeviceFromTwentySamplesAndKeepsItAcr
               core::WithinBound(truth, predicted, 0.1), core::Mape(truth, predicted), truth.size());
   EXPECT_GE(rho, 0.8);
 
+  // The 80% predictive interval: bounds around every prediction, holding a broad share
+  // of the measured latencies (the bench measures its calibration); outside (0, 1) the
+  // request is INVALID_ARGUMENT.
+  int inside = 0, bounded = 0;
+  for (size_t i = 0; i < archs.size(); i += kMaxBatch) {
+    std::vector<std::string> batch(archs.begin() + i,
+                                   archs.begin() + std::min(archs.size(), i + kMaxBatch));
+    v1::PredictLatencyRequest with_interval = Predict(kDevice, "nb201", batch);
+    with_interval.set_interval(0.8);
+    auto resp = c().PredictLatency(with_interval);
+    ASSERT_TRUE(resp.ok()) << resp.status();
+    ASSERT_EQ(resp->lower_ms_size(), resp->latency_ms_size());
+    ASSERT_EQ(resp->upper_ms_size(), resp->latency_ms_size());
+    for (int j = 0; j < resp->latency_ms_size(); ++j) {
+      ASSERT_LT(resp->lower_ms(j), resp->latency_ms(j));
+      ASSERT_GT(resp->upper_ms(j), resp->latency_ms(j));
+      const double t = truth[i + j];
+      inside += t >= resp->lower_ms(j) && t <= resp->upper_ms(j);
+      ++bounded;
+    }
+  }
+  const double coverage = inside / static_cast<double>(bounded);
+  std::printf("80%% interval holds %.3f of %d held-out latencies\n", coverage, bounded);
+  EXPECT_GT(coverage, 0.5);
+  v1::PredictLatencyRequest bad_interval = Predict(kDevice, "nb201", {archs[0]});
+  bad_interval.set_interval(1.5);
+  auto refused = c().PredictLatency(bad_interval);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(refused.status().message()), HasSubstr("interval"));
+
   // Restart on the same file: same device, samples, model version and predictions.
   server_->Stop();
   auto start = std::chrono::steady_clock::now();
