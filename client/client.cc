@@ -155,6 +155,25 @@ absl::StatusOr<latpred::v1::ListDevicesResponse> Client::ListDevices(
   return Call(&latpred::v1::LatencyPredictor::Stub::ListDevices, request);
 }
 
+absl::StatusOr<latpred::v1::ListDevicesResponse> Client::ListAllDevices(
+    latpred::v1::ListDevicesRequest request) {
+  latpred::v1::ListDevicesResponse all;
+  while (true) {
+    absl::StatusOr<latpred::v1::ListDevicesResponse> page = ListDevices(request);
+    if (!page.ok()) return page.status();
+    for (latpred::v1::Device& device : *page->mutable_devices()) {
+      *all.add_devices() = std::move(device);
+    }
+    if (page->next_page_token().empty()) return all;
+    // A server that hands back the token it was given would be asked forever.
+    if (page->next_page_token() == request.page_token()) {
+      return absl::InternalError(
+          "ListDevices returned the page token it was given; the server is not paging");
+    }
+    request.set_page_token(page->next_page_token());
+  }
+}
+
 absl::StatusOr<latpred::v1::Device> Client::GetDevice(
     const latpred::v1::GetDeviceRequest& request) {
   return Call(&latpred::v1::LatencyPredictor::Stub::GetDevice, request);

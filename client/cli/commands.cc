@@ -72,13 +72,13 @@ absl::Status PrintJson(const Invocation& inv, const google::protobuf::Message& m
   return absl::OkStatus();
 }
 
-// `devices`: every device as one table row.
+// `devices`: every device as one table row (every page of the listing).
 absl::Status RunDevices(const Invocation& inv) {
   RETURN_IF_ERROR(ExpectArgs(inv, {}));
   ASSIGN_OR_RETURN(auto client, ConnectClient(inv));
   v1::ListDevicesRequest request;
   request.set_registered_only(inv.args.Has("registered"));
-  ASSIGN_OR_RETURN(v1::ListDevicesResponse response, client->ListDevices(request));
+  ASSIGN_OR_RETURN(v1::ListDevicesResponse response, client->ListAllDevices(request));
   if (inv.json) return PrintJson(inv, response);
   std::vector<std::vector<std::string>> rows = {{"NAME", "SOURCE", "SPACES", "LABELS"}};
   for (const v1::Device& device : response.devices()) {

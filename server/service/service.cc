@@ -1,5 +1,6 @@
 #include "service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <limits>
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -25,6 +27,12 @@ constexpr size_t kMaxLabelLength = 256;
 constexpr int kMaxSuggest = 1000;
 // How many invalid items an all-or-nothing SubmitSamples error lists.
 constexpr int kErrorsListed = 5;
+// Devices per ListDevices page: when page_size is 0, and at most.
+constexpr int kDefaultDevicePageSize = 1000;
+constexpr int kMaxDevicePageSize = 1000;
+// A ListDevices page token: web-safe base64 of this prefix, the listing's kind ('a' all,
+// 'r' registered only), ':' and the last device name of the page before.
+constexpr absl::string_view kPageTokenPrefix = "devices.v1:";
 
 // Store spelling of a descriptor feature's source.
 std::string SourceName(v1::FeatureSource source) {
@@ -86,6 +94,29 @@ void FillFit(const predictor::FitStats& fit, v1::FitStats* out) {
   out->set_loo_log_sd(fit.loo_log_sd);
   out->set_seconds(fit.seconds);
   for (const std::string& arch : fit.set_aside) out->add_set_aside(arch);
+}
+
+// The page token of a listing that continues after device `last`.
+std::string DevicePageToken(bool registered_only, const std::string& last) {
+  return absl::WebSafeBase64Escape(
+      absl::StrCat(kPageTokenPrefix, registered_only ? "r" : "a", ":", last));
+}
+
+// The device name a page token continues after; INVALID_ARGUMENT for a token this
+// server did not issue or one from a listing with another registered_only.
+absl::StatusOr<std::string> DevicePageAfter(const std::string& token, bool registered_only) {
+  std::string decoded;
+  const std::string kind = absl::StrCat(kPageTokenPrefix, registered_only ? "r" : "a", ":");
+  if (!absl::WebSafeBase64Unescape(token, &decoded) ||
+      !absl::StartsWith(decoded, kPageTokenPrefix)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "page_token '", Excerpt(token), "' is not a next_page_token of this server"));
+  }
+  if (!absl::StartsWith(decoded, kind)) {
+    return absl::InvalidArgumentError(
+        "page_token belongs to a listing with another registered_only; start over without it");
+  }
+  return decoded.substr(kind.size());
 }
 
 using Clock = std::chrono::steady_clock;
@@ -215,14 +246,32 @@ absl::Status LatencyPredictorService::DoRegisterDevice(const v1::RegisterDeviceR
   return absl::OkStatus();
 }
 
+// One page from the store (sample counts come with it, kept on write), one device
+// more than the page holds to tell whether another page follows.
 absl::Status LatencyPredictorService::DoListDevices(const v1::ListDevicesRequest& request,
                                                     v1::ListDevicesResponse* response) {
   RETURN_IF_ERROR(CheckReady());
-  ASSIGN_OR_RETURN(std::vector<store::Device> devices, ctx_.store->ListDevices());
-  ASSIGN_OR_RETURN(auto counts, ctx_.store->CountAllSamples());
-  for (const store::Device& d : devices) {
-    if (request.registered_only() && d.source) continue;
-    FillDevice(d, counts[d.name], response->add_devices());
+  if (request.page_size() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("page_size must not be negative, got ", request.page_size()));
+  }
+  const int page_size = request.page_size() == 0
+                            ? kDefaultDevicePageSize
+                            : std::min(request.page_size(), kMaxDevicePageSize);
+  store::DeviceQuery query;
+  query.limit = page_size + 1;
+  query.registered_only = request.registered_only();
+  if (!request.page_token().empty()) {
+    ASSIGN_OR_RETURN(query.after,
+                     DevicePageAfter(request.page_token(), request.registered_only()));
+  }
+  ASSIGN_OR_RETURN(std::vector<store::Device> devices, ctx_.store->ListDevices(query));
+  const bool more = devices.size() > static_cast<size_t>(page_size);
+  if (more) devices.resize(page_size);
+  for (const store::Device& d : devices) FillDevice(d, d.sample_counts, response->add_devices());
+  if (more) {
+    response->set_next_page_token(
+        DevicePageToken(request.registered_only(), devices.back().name));
   }
   return absl::OkStatus();
 }

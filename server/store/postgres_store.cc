@@ -76,6 +76,18 @@ CREATE TABLE settings (
   value TEXT NOT NULL
 );
 )sql",
+    // 2: sample counts per (device, space), kept by PutSamples in the transaction that
+    // stores the samples; filled from the samples an existing database holds.
+    R"sql(
+CREATE TABLE sample_counts (
+  device TEXT NOT NULL,
+  space TEXT NOT NULL,
+  count BIGINT NOT NULL,
+  PRIMARY KEY (device, space)
+);
+INSERT INTO sample_counts (device, space, count)
+  SELECT device, space, COUNT(*) FROM samples GROUP BY device, space;
+)sql",
 };
 constexpr int kLatestSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -309,22 +321,42 @@ class PostgresStore final : public Store {
     return device;
   }
 
-  absl::StatusOr<std::vector<Device>> ListDevices() override {
+  // A page of devices by name (byte order), then the descriptors and sample counts of
+  // the names it spans, in one transaction.
+  absl::StatusOr<std::vector<Device>> ListDevices(const DeviceQuery& query) override {
     std::vector<Device> devices;
     RETURN_IF_ERROR(Transact("listing devices", [&](pqxx::work& txn) -> absl::Status {
       devices.clear();
       std::map<std::string, size_t> index;
-      for (const pqxx::row& row :
-           txn.exec(absl::StrCat("SELECT ", kDeviceColumns, " FROM devices ORDER BY name COLLATE \"C\""))) {
+      const std::string sql = absl::StrCat(
+          "SELECT ", kDeviceColumns, " FROM devices WHERE name COLLATE \"C\" > $1",
+          query.registered_only ? " AND source = 0" : "", " ORDER BY name COLLATE \"C\"",
+          query.limit > 0 ? absl::StrCat(" LIMIT ", query.limit) : "");
+      for (const pqxx::row& row : txn.exec_params(sql, query.after)) {
         ASSIGN_OR_RETURN(Device device, ReadDeviceRow(row));
         index.emplace(device.name, devices.size());
         devices.push_back(std::move(device));
       }
-      for (const pqxx::row& row :
-           txn.exec("SELECT device, name, value, source, unit FROM descriptor_features "
-                    "ORDER BY device COLLATE \"C\", position")) {
+      if (devices.empty()) return absl::OkStatus();
+      // Rows of the devices in (after, last name]; those of devices the page left out
+      // (source devices when registered_only) are skipped.
+      const std::string& last = devices.back().name;
+      for (const pqxx::row& row : txn.exec_params(
+               "SELECT device, name, value, source, unit FROM descriptor_features "
+               "WHERE device COLLATE \"C\" > $1 AND device COLLATE \"C\" <= $2 "
+               "ORDER BY device COLLATE \"C\", position",
+               query.after, last)) {
         const auto it = index.find(row[0].as<std::string>());
         if (it != index.end()) devices[it->second].descriptor.push_back(ReadFeatureRow(row, 1));
+      }
+      for (const pqxx::row& row : txn.exec_params(
+               "SELECT device, space, count FROM sample_counts "
+               "WHERE device COLLATE \"C\" > $1 AND device COLLATE \"C\" <= $2 AND count > 0",
+               query.after, last)) {
+        const auto it = index.find(row[0].as<std::string>());
+        if (it != index.end()) {
+          devices[it->second].sample_counts[row[1].as<std::string>()] = row[2].as<int64_t>();
+        }
       }
       return absl::OkStatus();
     }));
@@ -347,6 +379,10 @@ class PostgresStore final : public Store {
                   .empty()) {
             return DeviceNotFound(dev);
           }
+          // Rows this call inserted (xmax is 0 on a fresh row, set on one the conflict
+          // updated) add to the device's count. A concurrent writer of the same new arch
+          // waits for this transaction and then updates the row, so it adds nothing.
+          int64_t added = 0;
           auto it = last.begin();
           while (it != last.end()) {
             std::vector<const std::string*> archs;
@@ -358,15 +394,26 @@ class PostgresStore final : public Store {
               repeats.push_back(it->second->repeats);
               spreads.push_back(it->second->spread_ms);
             }
+            added += txn.exec_params1(
+                           "WITH stored AS (INSERT INTO samples (device, space, arch, "
+                           "latency_ms, repeats, spread_ms, created_ms) "
+                           "SELECT $1, $2, a, l, r, s, $7 FROM unnest($3::text[], "
+                           "$4::float8[], $5::int[], $6::float8[]) AS t(a, l, r, s) "
+                           "ON CONFLICT (device, space, arch) DO UPDATE SET "
+                           "latency_ms = EXCLUDED.latency_ms, repeats = EXCLUDED.repeats, "
+                           "spread_ms = EXCLUDED.spread_ms, created_ms = EXCLUDED.created_ms "
+                           "RETURNING (xmax = 0) AS inserted) "
+                           "SELECT COUNT(*) FILTER (WHERE inserted) FROM stored",
+                           dev, sp, TextArray(archs), DoubleArray(latencies),
+                           IntArray(repeats), DoubleArray(spreads), now)[0]
+                         .as<int64_t>();
+          }
+          if (added > 0) {
             txn.exec_params0(
-                "INSERT INTO samples (device, space, arch, latency_ms, repeats, spread_ms, "
-                "created_ms) SELECT $1, $2, a, l, r, s, $7 FROM unnest($3::text[], "
-                "$4::float8[], $5::int[], $6::float8[]) AS t(a, l, r, s) "
-                "ON CONFLICT (device, space, arch) DO UPDATE SET "
-                "latency_ms = EXCLUDED.latency_ms, repeats = EXCLUDED.repeats, "
-                "spread_ms = EXCLUDED.spread_ms, created_ms = EXCLUDED.created_ms",
-                dev, sp, TextArray(archs), DoubleArray(latencies), IntArray(repeats),
-                DoubleArray(spreads), now);
+                "INSERT INTO sample_counts (device, space, count) VALUES ($1, $2, $3) "
+                "ON CONFLICT (device, space) DO UPDATE SET "
+                "count = sample_counts.count + EXCLUDED.count",
+                dev, sp, added);
           }
           return absl::OkStatus();
         });
@@ -402,8 +449,8 @@ class PostgresStore final : public Store {
                              [&](pqxx::work& txn) -> absl::Status {
                                counts.clear();
                                for (const pqxx::row& row : txn.exec_params(
-                                        "SELECT space, COUNT(*) FROM samples "
-                                        "WHERE device = $1 GROUP BY space",
+                                        "SELECT space, count FROM sample_counts "
+                                        "WHERE device = $1 AND count > 0",
                                         dev)) {
                                  counts[row[0].as<std::string>()] = row[1].as<int64_t>();
                                }
@@ -419,8 +466,8 @@ class PostgresStore final : public Store {
                              [&](pqxx::work& txn) -> absl::Status {
                                counts.clear();
                                for (const pqxx::row& row :
-                                    txn.exec("SELECT device, space, COUNT(*) FROM samples "
-                                             "GROUP BY device, space")) {
+                                    txn.exec("SELECT device, space, count FROM sample_counts "
+                                             "WHERE count > 0")) {
                                  counts[row[0].as<std::string>()][row[1].as<std::string>()] =
                                      row[2].as<int64_t>();
                                }

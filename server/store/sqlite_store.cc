@@ -82,6 +82,19 @@ CREATE TABLE settings (
   value TEXT NOT NULL
 ) WITHOUT ROWID;
 )sql",
+    // 2: sample counts per (device, space), kept by PutSamples in the transaction that
+    // stores the samples, so that listing devices and the metrics gauges do not count
+    // the samples table. Filled from the samples an existing database holds.
+    R"sql(
+CREATE TABLE sample_counts (
+  device TEXT NOT NULL,
+  space TEXT NOT NULL,
+  count INTEGER NOT NULL,
+  PRIMARY KEY (device, space)
+) WITHOUT ROWID;
+INSERT INTO sample_counts (device, space, count)
+  SELECT device, space, COUNT(*) FROM samples GROUP BY device, space;
+)sql",
 };
 constexpr int kLatestSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -423,8 +436,9 @@ class SqliteStore final : public Store {
     return device;
   }
 
-  // Reads all devices (by name) and all descriptors in one read transaction.
-  absl::StatusOr<std::vector<Device>> ListDevices() override {
+  // Reads a page of devices (by name), then the descriptors and sample counts of the
+  // names it spans, in one read transaction.
+  absl::StatusOr<std::vector<Device>> ListDevices(const DeviceQuery& query) override {
     constexpr absl::string_view what = "listing devices";
     std::vector<Device> devices;
     std::lock_guard<std::mutex> lock(mu_);
@@ -432,8 +446,14 @@ class SqliteStore final : public Store {
       ASSIGN_OR_RETURN(
           Statement select,
           Statement::Prepare(
-              db_, absl::StrCat("SELECT ", kDeviceColumns, " FROM devices ORDER BY name"),
+              db_,
+              absl::StrCat("SELECT ", kDeviceColumns,
+                           " FROM devices WHERE name > ?1 AND (?2 = 0 OR source = 0) "
+                           "ORDER BY name LIMIT ?3"),
               what));
+      select.BindText(1, query.after);
+      select.BindInt(2, query.registered_only ? 1 : 0);
+      select.BindInt(3, query.limit > 0 ? query.limit : -1);
       std::map<std::string, size_t> index;
       while (true) {
         ASSIGN_OR_RETURN(const bool row, select.Step());
@@ -442,18 +462,40 @@ class SqliteStore final : public Store {
         index.emplace(device.name, devices.size());
         devices.push_back(std::move(device));
       }
+      if (devices.empty()) return absl::OkStatus();
+      // Rows of the devices in (after, last name]; those of devices the page left out
+      // (source devices when registered_only) are skipped.
+      const std::string& last = devices.back().name;
       ASSIGN_OR_RETURN(Statement features,
                        Statement::Prepare(db_,
                                           "SELECT device, name, value, source, unit "
                                           "FROM descriptor_features "
+                                          "WHERE device > ?1 AND device <= ?2 "
                                           "ORDER BY device, position",
                                           what));
+      features.BindText(1, query.after);
+      features.BindText(2, last);
       while (true) {
         ASSIGN_OR_RETURN(const bool row, features.Step());
         if (!row) break;
         const auto it = index.find(features.ColumnText(0));
         if (it != index.end()) {
           devices[it->second].descriptor.push_back(ReadFeatureRow(features, 1));
+        }
+      }
+      ASSIGN_OR_RETURN(Statement counts,
+                       Statement::Prepare(db_,
+                                          "SELECT device, space, count FROM sample_counts "
+                                          "WHERE device > ?1 AND device <= ?2",
+                                          what));
+      counts.BindText(1, query.after);
+      counts.BindText(2, last);
+      while (true) {
+        ASSIGN_OR_RETURN(const bool row, counts.Step());
+        if (!row) break;
+        const auto it = index.find(counts.ColumnText(0));
+        if (it != index.end() && counts.ColumnInt(2) > 0) {
+          devices[it->second].sample_counts[counts.ColumnText(1)] = counts.ColumnInt(2);
         }
       }
       return absl::OkStatus();
@@ -503,7 +545,19 @@ class SqliteStore final : public Store {
         RETURN_IF_ERROR(insert.Run());
         insert.Reset();
       }
-      return absl::OkStatus();
+      // Writers are serialised (one connection under mu_, and BEGIN IMMEDIATE across
+      // processes), so a recount of this device's range of the key is exact.
+      ASSIGN_OR_RETURN(Statement count,
+                       Statement::Prepare(db_,
+                                          "INSERT INTO sample_counts (device, space, count) "
+                                          "SELECT ?1, ?2, COUNT(*) FROM samples "
+                                          "WHERE device = ?1 AND space = ?2 "
+                                          "ON CONFLICT (device, space) DO UPDATE SET "
+                                          "count = excluded.count",
+                                          what));
+      count.BindText(1, device);
+      count.BindText(2, space);
+      return count.Run();
     });
   }
 
@@ -539,19 +593,19 @@ class SqliteStore final : public Store {
   // Space -> sample count for one device; empty for unknown devices.
   absl::StatusOr<std::map<std::string, int64_t>> CountSamples(
       std::string_view device) override {
-    return KeyedInts("SELECT space, COUNT(*) FROM samples WHERE device = ?1 GROUP BY space",
-                     device,
-                     absl::StrCat("counting samples of device \"", AbslView(device), "\""));
+    return KeyedInts(
+        "SELECT space, count FROM sample_counts WHERE device = ?1 AND count > 0", device,
+        absl::StrCat("counting samples of device \"", AbslView(device), "\""));
   }
 
-  // Device -> space -> sample count over the whole table.
+  // Device -> space -> sample count, from the kept counts.
   absl::StatusOr<std::map<std::string, std::map<std::string, int64_t>>> CountAllSamples()
       override {
     std::lock_guard<std::mutex> lock(mu_);
     ASSIGN_OR_RETURN(Statement select,
                      Statement::Prepare(db_,
-                                        "SELECT device, space, COUNT(*) FROM samples "
-                                        "GROUP BY device, space",
+                                        "SELECT device, space, count FROM sample_counts "
+                                        "WHERE count > 0",
                                         "counting samples of all devices"));
     std::map<std::string, std::map<std::string, int64_t>> counts;
     while (true) {

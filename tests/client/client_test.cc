@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
@@ -95,10 +96,19 @@ class FakePredictor final : public v1::LatencyPredictor::Service {
     return grpc::Status::OK;
   }
 
+  // One device a page, so that listing them all means following next_page_token.
   grpc::Status ListDevices(grpc::ServerContext*, const v1::ListDevicesRequest* request,
                            v1::ListDevicesResponse* response) override {
-    if (!request->registered_only()) *response->add_devices() = SourceDevice();
-    *response->add_devices() = OrinDevice();
+    std::vector<v1::Device> devices;
+    if (!request->registered_only()) devices.push_back(SourceDevice());
+    devices.push_back(OrinDevice());
+    size_t page = 0;
+    if (!request->page_token().empty() &&
+        (!absl::SimpleAtoi(request->page_token(), &page) || page >= devices.size())) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "bad page_token");
+    }
+    *response->add_devices() = devices[page];
+    if (page + 1 < devices.size()) response->set_next_page_token(absl::StrCat(page + 1));
     return grpc::Status::OK;
   }
 
@@ -374,6 +384,22 @@ TEST_F(FakeServerTest, CallsReturnResponses) {
   absl::StatusOr<v1::ServerInfo> info = client_->GetServerInfo();
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->version(), "test-1");
+}
+
+TEST_F(FakeServerTest, ListAllDevicesFollowsEveryPage) {
+  absl::StatusOr<v1::ListDevicesResponse> page = client_->ListDevices({});
+  ASSERT_TRUE(page.ok()) << page.status();
+  ASSERT_EQ(page->devices_size(), 1);
+  EXPECT_EQ(page->next_page_token(), "1");
+  absl::StatusOr<v1::ListDevicesResponse> all = client_->ListAllDevices({});
+  ASSERT_TRUE(all.ok()) << all.status();
+  ASSERT_EQ(all->devices_size(), 2);
+  EXPECT_EQ(all->devices(0).name(), "pixel3");
+  EXPECT_EQ(all->devices(1).name(), "orin");
+  EXPECT_EQ(all->next_page_token(), "");
+  v1::ListDevicesRequest bad;
+  bad.set_page_token("7");
+  EXPECT_EQ(client_->ListAllDevices(bad).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 TEST_F(FakeServerTest, HealthFollowsServingStatus) {

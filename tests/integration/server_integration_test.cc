@@ -13,6 +13,7 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -462,6 +463,85 @@ TEST_F(ServerIntegrationTest, LearnsAHeldOutDeviceFromTwentySamplesAndKeepsItAcr
   EXPECT_GT(refit_version, version);
   ASSERT_EQ(refit_predictions.size(), truth.size());
   EXPECT_GE(core::Spearman(truth, refit_predictions), 0.8);
+}
+
+// ListDevices a page at a time: every device exactly once in name order, pages of at
+// most page_size, a token only while more follow, the sample counts of the whole
+// listing, and INVALID_ARGUMENT for a bad page_size or a token this server did not issue.
+TEST_F(ServerIntegrationTest, ListDevicesPagesThroughEveryDeviceInNameOrder) {
+  v1::RegisterDeviceRequest reg;
+  for (const char* name : {"page-a", "page-b", "page-c"}) {
+    reg.set_name(name);
+    ASSERT_TRUE(c().RegisterDevice(reg).ok());
+  }
+  auto whole = c().ListDevices({});
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  EXPECT_EQ(whole->next_page_token(), "");  // fewer than the default page of 1000
+  std::vector<std::string> names;
+  for (const v1::Device& d : whole->devices()) names.push_back(d.name());
+  ASSERT_GT(names.size(), 40u);
+  EXPECT_TRUE(std::is_sorted(names.begin(), names.end()));
+  EXPECT_EQ(std::set<std::string>(names.begin(), names.end()).size(), names.size());
+  for (const v1::Device& d : whole->devices()) {
+    if (d.name() != "pixel2") continue;
+    ASSERT_GE(d.spaces_size(), 1);
+    EXPECT_EQ(d.spaces(0).space(), "nb201");
+    EXPECT_EQ(d.spaces(0).sample_count(), static_cast<int64_t>(table_->archs.size()));
+  }
+
+  v1::ListDevicesRequest request;
+  request.set_page_size(5);
+  std::vector<std::string> paged;
+  int pages = 0;
+  while (true) {
+    auto page = c().ListDevices(request);
+    ASSERT_TRUE(page.ok()) << page.status();
+    ++pages;
+    ASSERT_LE(page->devices_size(), 5);
+    for (const v1::Device& d : page->devices()) paged.push_back(d.name());
+    if (page->next_page_token().empty()) break;
+    ASSERT_EQ(page->devices_size(), 5);
+    ASSERT_LT(pages, 1000) << "paging does not end";
+    request.set_page_token(page->next_page_token());
+  }
+  EXPECT_EQ(paged, names);
+  EXPECT_EQ(pages, static_cast<int>((names.size() + 4) / 5));
+
+  // The client follows the pages itself; registered_only keeps to registered devices.
+  v1::ListDevicesRequest registered;
+  registered.set_registered_only(true);
+  registered.set_page_size(1);
+  auto all_registered = c().ListAllDevices(registered);
+  ASSERT_TRUE(all_registered.ok()) << all_registered.status();
+  std::vector<std::string> expected, got;
+  for (const v1::Device& d : whole->devices()) {
+    if (!d.source()) expected.push_back(d.name());
+  }
+  for (const v1::Device& d : all_registered->devices()) got.push_back(d.name());
+  EXPECT_EQ(got, expected);
+  EXPECT_GE(got.size(), 3u);
+
+  v1::ListDevicesRequest bad;
+  bad.set_page_size(-1);
+  EXPECT_EQ(c().ListDevices(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  bad.set_page_size(0);
+  bad.set_page_token("not a token");
+  EXPECT_EQ(c().ListDevices(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  bad.set_page_token("ZGV2aWNlcy52Mjp4");  // base64 of another prefix
+  EXPECT_EQ(c().ListDevices(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  // A token of a registered_only listing does not continue a listing of everything.
+  registered.set_page_token("");
+  auto first = c().ListDevices(registered);
+  ASSERT_TRUE(first.ok()) << first.status();
+  ASSERT_FALSE(first->next_page_token().empty());
+  bad.set_page_token(first->next_page_token());
+  EXPECT_EQ(c().ListDevices(bad).status().code(), absl::StatusCode::kInvalidArgument);
+  // A page_size over the limit is capped, not refused.
+  v1::ListDevicesRequest big;
+  big.set_page_size(1 << 30);
+  auto capped = c().ListDevices(big);
+  ASSERT_TRUE(capped.ok()) << capped.status();
+  EXPECT_EQ(capped->devices_size(), static_cast<int>(names.size()));
 }
 
 TEST_F(ServerIntegrationTest, CliPredictsListsAndFailsClearly) {

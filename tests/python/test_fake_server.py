@@ -20,6 +20,8 @@ class FakeLatpred(latpred_pb2_grpc.LatencyPredictorServicer):
         self.predict_calls = 0
         self.lock = threading.Lock()
         self.delay_s = 0.0
+        self.device_names = ["fake-dev"]
+        self.list_requests: List[latpred_pb2.ListDevicesRequest] = []
 
     def _delay(self) -> None:
         if self.delay_s:
@@ -31,7 +33,13 @@ class FakeLatpred(latpred_pb2_grpc.LatencyPredictorServicer):
 
     def ListDevices(self, request, context):
         self._delay()
-        return latpred_pb2.ListDevicesResponse(devices=[latpred_pb2.Device(name="fake-dev")])
+        # Pages of two, as a server with more devices than a page holds answers.
+        self.list_requests.append(request)
+        start = int(request.page_token or 0)
+        more = start + 2 < len(self.device_names)
+        return latpred_pb2.ListDevicesResponse(
+            devices=[latpred_pb2.Device(name=n) for n in self.device_names[start:start + 2]],
+            next_page_token=str(start + 2) if more else "")
 
     def PredictLatency(self, request, context):
         self._delay()
@@ -70,6 +78,15 @@ def fake() -> Iterator[Tuple[str, FakeLatpred, FakeHealth]]:
     server, port, servicer, health = serve()
     yield f"127.0.0.1:{port}", servicer, health
     server.stop(None)
+
+
+def test_devices_follows_every_page(fake) -> None:
+    target, servicer, _ = fake
+    servicer.device_names = [f"dev-{i}" for i in range(5)]
+    with latpred.Client(target) as client:
+        assert [d.name for d in client.devices(registered_only=True)] == servicer.device_names
+    assert [r.page_token for r in servicer.list_requests] == ["", "2", "4"]
+    assert all(r.registered_only for r in servicer.list_requests)
 
 
 def test_timeout_is_deadline_exceeded(fake) -> None:

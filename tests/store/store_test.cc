@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -364,6 +365,192 @@ TEST_P(StoreTest, PutSamplesReplacesPerArchAndSpace) {
                           Pair("e", ElementsAre(Pair("nb201", 1)))));
 }
 
+// The counts kept on write agree with the samples table after new, replaced and
+// duplicate samples, in every view that reads them.
+TEST_P(StoreTest, SampleCountsFollowEverySubmit) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  for (const char* name : {"a", "b", "c"}) {
+    ASSERT_THAT(store->UpsertDevice(MakeDevice(name)).status(), IsOk());
+  }
+  Device source = MakeDevice("s");
+  source.source = true;
+  ASSERT_THAT(store->UpsertDevice(source).status(), IsOk());
+  ASSERT_THAT(store->PutSamples("a", "nb201", MakeSamples("x", 10)), IsOk());
+  ASSERT_THAT(store->PutSamples("a", "nb201", MakeSamples("x", 4)), IsOk());   // replaces
+  ASSERT_THAT(store->PutSamples("a", "nb201", MakeSamples("x", 15)), IsOk());  // 5 new
+  ASSERT_THAT(store->PutSamples("a", "fbnet", {{"f", 1, 1, 0}, {"f", 2, 1, 0}}), IsOk());
+  ASSERT_THAT(store->PutSamples("b", "nb201", MakeSamples("y", 3)), IsOk());
+  ASSERT_THAT(store->PutSamples("s", "nb201", MakeSamples("z", 7)), IsOk());
+  ASSERT_THAT(store->PutSamples("b", "nb201", {}), IsOk());
+  EXPECT_EQ(store->PutSamples("ghost", "nb201", MakeSamples("g", 2)).code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(store
+                ->PutSamples("b", "nb201",
+                             {{"new", 1, 1, 0},
+                              {"bad", std::numeric_limits<double>::infinity(), 1, 0}})
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+
+  const std::map<std::string, int64_t> a = {{"fbnet", 1}, {"nb201", 15}};
+  absl::StatusOr<std::map<std::string, int64_t>> counts = store->CountSamples("a");
+  ASSERT_THAT(counts.status(), IsOk());
+  EXPECT_EQ(*counts, a);
+  counts = store->CountSamples("c");
+  ASSERT_THAT(counts.status(), IsOk());
+  EXPECT_TRUE(counts->empty());
+  absl::StatusOr<std::map<std::string, std::map<std::string, int64_t>>> all =
+      store->CountAllSamples();
+  ASSERT_THAT(all.status(), IsOk());
+  EXPECT_EQ(*all, (std::map<std::string, std::map<std::string, int64_t>>{
+                      {"a", a}, {"b", {{"nb201", 3}}}, {"s", {{"nb201", 7}}}}));
+  EXPECT_EQ(RawQueryInt("SELECT COUNT(*) FROM samples"), 26);
+
+  absl::StatusOr<std::vector<Device>> devices = store->ListDevices();
+  ASSERT_THAT(devices.status(), IsOk());
+  ASSERT_EQ(devices->size(), 4u);
+  EXPECT_EQ((*devices)[0].sample_counts, a);
+  EXPECT_EQ((*devices)[1].sample_counts, (std::map<std::string, int64_t>{{"nb201", 3}}));
+  EXPECT_TRUE((*devices)[2].sample_counts.empty());
+  EXPECT_EQ((*devices)[3].sample_counts, (std::map<std::string, int64_t>{{"nb201", 7}}));
+
+  // Kept across reopening.
+  store = Open();
+  ASSERT_NE(store, nullptr);
+  counts = store->CountSamples("a");
+  ASSERT_THAT(counts.status(), IsOk());
+  EXPECT_EQ(*counts, a);
+}
+
+// Writers of one device and space on separate connections (separate replicas for
+// PostgreSQL), with overlapping architectures: each architecture is counted once.
+TEST_P(StoreTest, ConcurrentOverlappingSubmitsCountEachArchOnce) {
+  constexpr int kThreads = 4;
+  constexpr int kRounds = 10;
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int t = 0; t < kThreads; ++t) {
+    stores.push_back(Open());
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  ASSERT_THAT(stores[0]->UpsertDevice(MakeDevice("d")).status(), IsOk());
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int r = 0; r < kRounds; ++r) {
+        // Round r writes archs r*5 .. r*5+19: every thread, and the next rounds, overlap.
+        std::vector<Sample> samples;
+        for (int i = r * 5; i < r * 5 + 20; ++i) {
+          samples.push_back(Sample{absl::StrCat("arch-", i), 1.0 + t, 1, 0});
+        }
+        EXPECT_THAT(stores[t]->PutSamples("d", "nb201", samples), IsOk());
+      }
+    });
+  }
+  for (std::thread& thread : threads) thread.join();
+  const int64_t distinct = (kRounds - 1) * 5 + 20;
+  EXPECT_EQ(RawQueryInt("SELECT COUNT(*) FROM samples"), distinct);
+  absl::StatusOr<std::map<std::string, int64_t>> counts = stores[0]->CountSamples("d");
+  ASSERT_THAT(counts.status(), IsOk());
+  EXPECT_EQ(*counts, (std::map<std::string, int64_t>{{"nb201", distinct}}));
+}
+
+// ListDevices pages: name order, `after` and `limit`, registered_only, and each page's
+// descriptors and counts on the right devices; the pages together are the whole list.
+TEST_P(StoreTest, ListDevicesPagesInNameOrder) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  std::vector<std::string> names;
+  for (int i = 0; i < 11; ++i) {
+    Device device = MakeDevice(std::string("dev-") + static_cast<char>('k' - i));
+    device.source = i % 3 == 0;
+    device.descriptor.push_back({"index", static_cast<double>(i), "counter", ""});
+    ASSERT_THAT(store->UpsertDevice(device).status(), IsOk());
+    ASSERT_THAT(store->PutSamples(device.name, "nb201", MakeSamples("a", i + 1)), IsOk());
+    names.push_back(device.name);
+  }
+  Device upper = MakeDevice("Dev-upper");  // 'D' sorts before 'd' byte-wise
+  ASSERT_THAT(store->UpsertDevice(upper).status(), IsOk());
+  names.push_back(upper.name);
+  std::sort(names.begin(), names.end());
+
+  for (const bool registered_only : {false, true}) {
+    SCOPED_TRACE(registered_only ? "registered_only" : "all");
+    absl::StatusOr<std::vector<Device>> whole =
+        store->ListDevices(DeviceQuery{"", 0, registered_only});
+    ASSERT_THAT(whole.status(), IsOk());
+    ASSERT_EQ(whole->size(), registered_only ? 8u : 12u);
+    EXPECT_EQ((*whole)[0].name, "Dev-upper");
+    std::vector<std::string> paged;
+    DeviceQuery query{"", 3, registered_only};
+    for (int page = 0; page < 10; ++page) {
+      absl::StatusOr<std::vector<Device>> got = store->ListDevices(query);
+      ASSERT_THAT(got.status(), IsOk());
+      ASSERT_LE(got->size(), 3u);
+      for (const Device& device : *got) {
+        if (registered_only) {
+          EXPECT_FALSE(device.source) << device.name;
+        }
+        paged.push_back(device.name);
+        if (device.name == "Dev-upper") {
+          EXPECT_TRUE(device.sample_counts.empty());
+          EXPECT_EQ(device.descriptor, upper.descriptor);
+          continue;
+        }
+        const int i = 'k' - device.name.back();
+        EXPECT_EQ(device.source, i % 3 == 0) << device.name;
+        ASSERT_EQ(device.descriptor.size(), 4u) << device.name;
+        EXPECT_EQ(device.descriptor[3].value, i) << device.name;
+        EXPECT_EQ(device.sample_counts,
+                  (std::map<std::string, int64_t>{{"nb201", i + 1}}))
+            << device.name;
+      }
+      if (got->size() < 3) break;
+      query.after = got->back().name;
+    }
+    std::vector<std::string> expected;
+    for (const Device& device : *whole) expected.push_back(device.name);
+    EXPECT_EQ(paged, expected);
+    if (!registered_only) {
+      EXPECT_EQ(expected, names);
+    }
+  }
+  absl::StatusOr<std::vector<Device>> past = store->ListDevices(DeviceQuery{"zzz", 5, false});
+  ASSERT_THAT(past.status(), IsOk());
+  EXPECT_TRUE(past->empty());
+}
+
+// A database at schema version 1 (no kept counts) gains them from its samples when a
+// newer build opens it.
+TEST_P(StoreTest, MigrationFromVersionOneCountsExistingSamples) {
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    for (const char* name : {"a", "b"}) {
+      ASSERT_THAT(store->UpsertDevice(MakeDevice(name)).status(), IsOk());
+    }
+    ASSERT_THAT(store->PutSamples("a", "nb201", MakeSamples("x", 12)), IsOk());
+    ASSERT_THAT(store->PutSamples("a", "fbnet", MakeSamples("x", 2)), IsOk());
+    ASSERT_THAT(store->PutSamples("b", "nb201", MakeSamples("y", 5)), IsOk());
+  }
+  // What version 1 looked like: the same tables without sample_counts.
+  RawExec("DROP TABLE sample_counts");
+  SetRawSchemaVersion(1);
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schema_version(), 2);
+  EXPECT_EQ(RawSchemaVersion(), 2);
+  absl::StatusOr<std::map<std::string, std::map<std::string, int64_t>>> all =
+      store->CountAllSamples();
+  ASSERT_THAT(all.status(), IsOk());
+  EXPECT_EQ(*all, (std::map<std::string, std::map<std::string, int64_t>>{
+                      {"a", {{"fbnet", 2}, {"nb201", 12}}}, {"b", {{"nb201", 5}}}}));
+  // And keeps them from then on.
+  ASSERT_THAT(store->PutSamples("b", "nb201", MakeSamples("z", 3)), IsOk());
+  absl::StatusOr<std::map<std::string, int64_t>> b = store->CountSamples("b");
+  ASSERT_THAT(b.status(), IsOk());
+  EXPECT_EQ(*b, (std::map<std::string, int64_t>{{"nb201", 8}}));
+}
+
 TEST_P(StoreTest, UnknownDeviceIsNotFound) {
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
@@ -459,7 +646,7 @@ TEST_P(SqliteStoreTest, SchemaVersionIsLatestAndReopenDoesNotMigrate) {
     std::unique_ptr<Store> store = Open();
     ASSERT_NE(store, nullptr);
     version = store->schema_version();
-    EXPECT_EQ(version, 1);
+    EXPECT_EQ(version, 2);
   }
   EXPECT_EQ(RawQueryInt("PRAGMA user_version"), version);
   EXPECT_EQ(RawQueryText("PRAGMA journal_mode"), "wal");
@@ -645,8 +832,8 @@ TEST_P(StoreTest, DurableWhenWriterExitsWithoutClosing) {
   for (const bool kill_child : {false, true}) {
     SCOPED_TRACE(kill_child ? "SIGKILL" : "_exit");
     if (IsPostgres()) {
-      RawExec("DROP TABLE IF EXISTS samples, models, descriptor_features, devices, settings, "
-              "latpred_schema");
+      RawExec("DROP TABLE IF EXISTS samples, sample_counts, models, descriptor_features, "
+              "devices, settings, latpred_schema");
     } else {
       std::filesystem::remove_all(dir_);
       std::filesystem::create_directories(dir_);
@@ -672,11 +859,11 @@ TEST_P(StoreTest, DurableWhenWriterExitsWithoutClosing) {
 
 TEST_P(StoreTest, ReopenKeepsSchemaVersion) {
   { ASSERT_NE(Open(), nullptr); }
-  EXPECT_EQ(RawSchemaVersion(), 1);
+  EXPECT_EQ(RawSchemaVersion(), 2);
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 1);
-  EXPECT_EQ(RawSchemaVersion(), 1);
+  EXPECT_EQ(store->schema_version(), 2);
+  EXPECT_EQ(RawSchemaVersion(), 2);
 }
 
 TEST_P(StoreTest, LatestModelVersionsPerDeviceIncludingBase) {

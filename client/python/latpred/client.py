@@ -281,10 +281,22 @@ class Client:
             time.sleep(max(0.0, min(interval, deadline - time.monotonic())))
 
     def devices(self, registered_only: bool = False) -> List[Device]:
-        """Every known device (bundled source devices too unless registered_only)."""
-        r = self._call(self._stub.ListDevices,
-                       latpred_pb2.ListDevicesRequest(registered_only=registered_only))
-        return [_device(d) for d in r.devices]
+        """Every known device (bundled source devices too unless registered_only), by name.
+
+        The server answers a page at a time; this follows every page.
+        """
+        devices: List[Device] = []
+        token = ""
+        while True:
+            r = self._call(self._stub.ListDevices,
+                           latpred_pb2.ListDevicesRequest(registered_only=registered_only,
+                                                          page_token=token))
+            devices.extend(_device(d) for d in r.devices)
+            if not r.next_page_token:
+                return devices
+            if r.next_page_token == token:
+                raise LatpredError("ListDevices returned the page token it was given")
+            token = r.next_page_token
 
     def device(self, name: str) -> Device:
         """One device; NotFound when the server does not know it."""

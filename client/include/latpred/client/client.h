@@ -64,9 +64,16 @@ class Client {
   absl::StatusOr<latpred::v1::RegisterDeviceResponse> RegisterDevice(
       const latpred::v1::RegisterDeviceRequest& request);
 
-  // Lists the known devices (bundled source devices and registered ones).
+  // One page of the known devices (bundled source devices and registered ones), in name
+  // order: at most request.page_size of them (0: the server's default, 1000), from
+  // request.page_token on. A non-empty next_page_token in the response means more follow.
   absl::StatusOr<latpred::v1::ListDevicesResponse> ListDevices(
       const latpred::v1::ListDevicesRequest& request);
+
+  // Every device the request selects, following next_page_token from request.page_token
+  // to the last page: all of them in one response, whose next_page_token is empty.
+  absl::StatusOr<latpred::v1::ListDevicesResponse> ListAllDevices(
+      latpred::v1::ListDevicesRequest request);
 
   // One device with its labels, descriptor and per-space model state.
   absl::StatusOr<latpred::v1::Device> GetDevice(

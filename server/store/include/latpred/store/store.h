@@ -39,6 +39,19 @@ struct Device {
   bool source = false;  // a bundled device the base models train on
   int64_t created_unix_ms = 0;
   int64_t updated_unix_ms = 0;
+  // Samples per space (spaces without samples absent). Filled by ListDevices from the
+  // counts kept on write; empty from GetDevice and ignored by UpsertDevice.
+  std::map<std::string, int64_t> sample_counts;
+};
+
+// Which devices ListDevices returns, in name order (byte-wise): those named after
+// `after` ("" = from the first), at most `limit` of them (0 = all), and no bundled
+// source devices when registered_only. A page ends at its last name, which is the
+// next page's `after`.
+struct DeviceQuery {
+  std::string after;
+  int64_t limit = 0;
+  bool registered_only = false;
 };
 
 // One measured latency of an architecture (canonical string) on a device.
@@ -75,15 +88,21 @@ class Store {
   virtual absl::StatusOr<bool> UpsertDevice(const Device& device) = 0;
   // NOT_FOUND naming the device when unknown.
   virtual absl::StatusOr<Device> GetDevice(std::string_view name) = 0;
-  virtual absl::StatusOr<std::vector<Device>> ListDevices() = 0;
+  // The devices a query selects, with descriptors and sample counts, read in one
+  // transaction.
+  virtual absl::StatusOr<std::vector<Device>> ListDevices(const DeviceQuery& query) = 0;
+  // Every device.
+  absl::StatusOr<std::vector<Device>> ListDevices() { return ListDevices(DeviceQuery{}); }
 
   // Adds samples in one transaction; a sample for an (arch) the device already has in
-  // that space replaces it. NOT_FOUND when the device is unknown.
+  // that space replaces it. The device's sample count in that space is updated in the
+  // same transaction. NOT_FOUND when the device is unknown.
   virtual absl::Status PutSamples(std::string_view device, std::string_view space,
                                   const std::vector<Sample>& samples) = 0;
   virtual absl::StatusOr<std::vector<Sample>> GetSamples(std::string_view device,
                                                          std::string_view space) = 0;
-  // Sample counts per space for one device.
+  // Sample counts per space for one device (from the counts kept on write, as are the
+  // next two).
   virtual absl::StatusOr<std::map<std::string, int64_t>> CountSamples(
       std::string_view device) = 0;
   // Sample counts for all devices: device -> space -> count.
