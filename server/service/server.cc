@@ -10,13 +10,12 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
-#include <map>
-#include <set>
 #include <iostream>
 #include <thread>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "latpred/core/search_space.h"
 #include "latpred/core/status_macros.h"
@@ -73,6 +72,7 @@ struct Server::State {
   int port = 0;
   std::atomic<bool> ready{false};
   std::atomic<bool> stopping{false};
+  absl::Mutex gauges_mu;  // serialises UpdateStoreGauges
   absl::Notification prepared;
   absl::Status prepare_status;  // written before `prepared` is notified
   std::thread preparer;
@@ -115,6 +115,7 @@ struct Server::State {
                                      absl::Milliseconds(options.sync_interval_ms));
         if (shut_down) return;
       }
+      if (options.metrics_port >= 0) UpdateStoreGauges();
       for (const std::string& space : core::SearchSpaceNames()) {
         absl::Status status = manager->Sync(space);
         if (!status.ok() && std::chrono::steady_clock::now() - last_error_log > std::chrono::minutes(1)) {
@@ -125,27 +126,26 @@ struct Server::State {
     }
   }
 
-  // Sets the state gauges from the store and the registry, before each scrape.
-  void RefreshGauges(metrics::Metrics& m) {
-    auto devices = store->ListDevices();
-    auto counts = store->CountAllSamples();
-    if (!devices.ok() || !counts.ok()) return;
-    int64_t source = 0;
-    std::set<std::string> registered;
-    for (const store::Device& d : *devices) {
-      if (d.source) ++source;
-      else registered.insert(d.name);
+  // Sets the devices and samples gauges from the store's totals (counts kept on write,
+  // so this reads a few rows): after every write through this process, and on every
+  // sync with the writes of other replicas. Serialised, so that the last update to run
+  // read the newest totals. A scrape never reads the store.
+  void UpdateStoreGauges() {
+    absl::MutexLock lock(&gauges_mu);
+    absl::StatusOr<store::StoreTotals> totals = store->Totals();
+    if (!totals.ok()) return;
+    metrics.SetDevices("source", totals->source_devices);
+    metrics.SetDevices("registered", totals->registered_devices);
+    for (const std::string& space : core::SearchSpaceNames()) {
+      auto it = totals->samples.find(space);
+      metrics.SetSamples(space, it == totals->samples.end() ? 0 : it->second);
     }
-    m.SetDevices("source", source);
-    m.SetDevices("registered", static_cast<int64_t>(registered.size()));
-    std::map<std::string, int64_t> per_space;
-    for (const std::string& space : core::SearchSpaceNames()) per_space[space] = 0;
-    for (const auto& [device, spaces] : *counts) {
-      for (const auto& [space, n] : spaces) per_space[space] += n;
-    }
-    for (const auto& [space, n] : per_space) m.SetSamples(space, n);
+  }
+
+  // Sets the model version gauges from the registry (memory only), before each scrape.
+  void RefreshModelGauges(metrics::Metrics& m) {
     for (const auto& [key, head] : registry.Heads()) {
-      if (head != nullptr && registered.count(key.first)) {
+      if (head != nullptr && head->state != v1::MODEL_STATE_SOURCE) {
         m.SetModelVersion(key.first, key.second, head->version);
       }
     }
@@ -229,7 +229,9 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
   State* s = state.get();
   if (opts.metrics_port >= 0) {
     const std::string host = opts.listen.substr(0, opts.listen.rfind(':'));
-    state->metrics.SetRefresher([s](metrics::Metrics& m) { s->RefreshGauges(m); });
+    state->store->SetWriteListener([s] { s->UpdateStoreGauges(); });
+    state->UpdateStoreGauges();
+    state->metrics.SetRefresher([s](metrics::Metrics& m) { s->RefreshModelGauges(m); });
     ASSIGN_OR_RETURN(state->metrics_server,
                      metrics::MetricsHttpServer::Start(host.empty() ? "0.0.0.0" : host,
                                                        opts.metrics_port, &state->metrics));

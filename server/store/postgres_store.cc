@@ -297,6 +297,7 @@ class PostgresStore final : public Store {
               TextArray(units));
           return absl::OkStatus();
         }));
+    NotifyWrite();
     return created;
   }
 
@@ -372,7 +373,7 @@ class PostgresStore final : public Store {
     for (const Sample& sample : samples) last[sample.arch] = &sample;
     const std::string dev(device), sp(space);
     const int64_t now = NowUnixMs();
-    return Transact(
+    const absl::Status status = Transact(
         absl::StrCat("storing samples of device \"", dev, "\" in space \"", sp, "\""),
         [&](pqxx::work& txn) -> absl::Status {
           if (txn.exec_params("SELECT 1 FROM devices WHERE name = $1 FOR SHARE", dev)
@@ -417,6 +418,8 @@ class PostgresStore final : public Store {
           }
           return absl::OkStatus();
         });
+    if (status.ok()) NotifyWrite();
+    return status;
   }
 
   absl::StatusOr<std::vector<Sample>> GetSamples(std::string_view device,
@@ -474,6 +477,24 @@ class PostgresStore final : public Store {
                                return absl::OkStatus();
                              }));
     return counts;
+  }
+
+  absl::StatusOr<StoreTotals> Totals() override {
+    StoreTotals totals;
+    RETURN_IF_ERROR(Transact("reading store totals", [&](pqxx::work& txn) -> absl::Status {
+      totals = StoreTotals();
+      for (const pqxx::row& row :
+           txn.exec("SELECT source <> 0, COUNT(*) FROM devices GROUP BY source <> 0")) {
+        (row[0].as<bool>() ? totals.source_devices : totals.registered_devices) =
+            row[1].as<int64_t>();
+      }
+      for (const pqxx::row& row :
+           txn.exec("SELECT space, SUM(count) FROM sample_counts GROUP BY space")) {
+        totals.samples[row[0].as<std::string>()] = row[1].as<int64_t>();
+      }
+      return absl::OkStatus();
+    }));
+    return totals;
   }
 
   absl::StatusOr<int64_t> PutModel(const ModelRecord& model) override {

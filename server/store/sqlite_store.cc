@@ -358,7 +358,7 @@ class SqliteStore final : public Store {
     const int64_t now = NowUnixMs();
     const std::string what = absl::StrCat("upserting device \"", device.name, "\"");
     bool created = false;
-    std::lock_guard<std::mutex> lock(mu_);
+    std::unique_lock<std::mutex> lock(mu_);
     RETURN_IF_ERROR(InTransaction(db_, TxnMode::kWrite, what, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(const bool exists, DeviceExists(device.name));
       created = !exists;
@@ -401,6 +401,8 @@ class SqliteStore final : public Store {
       }
       return absl::OkStatus();
     }));
+    lock.unlock();
+    NotifyWrite();
     return created;
   }
 
@@ -523,8 +525,8 @@ class SqliteStore final : public Store {
     const std::string what =
         absl::StrCat("storing samples of device \"", AbslView(device), "\" in space \"",
                      AbslView(space), "\"");
-    std::lock_guard<std::mutex> lock(mu_);
-    return InTransaction(db_, TxnMode::kWrite, what, [&]() -> absl::Status {
+    std::unique_lock<std::mutex> lock(mu_);
+    const absl::Status status = InTransaction(db_, TxnMode::kWrite, what, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(const bool exists, DeviceExists(device));
       if (!exists) return DeviceNotFound(device);
       ASSIGN_OR_RETURN(
@@ -559,6 +561,9 @@ class SqliteStore final : public Store {
       count.BindText(2, space);
       return count.Run();
     });
+    lock.unlock();
+    if (status.ok()) NotifyWrite();
+    return status;
   }
 
   // Samples of (device, space) ordered by arch; empty for unknown devices.
@@ -614,6 +619,39 @@ class SqliteStore final : public Store {
       counts[select.ColumnText(0)][select.ColumnText(1)] = select.ColumnInt(2);
     }
     return counts;
+  }
+
+  // Devices by kind (one pass over the devices table) and the kept sample counts summed
+  // by space, in one read transaction.
+  absl::StatusOr<StoreTotals> Totals() override {
+    constexpr absl::string_view what = "reading store totals";
+    StoreTotals totals;
+    std::lock_guard<std::mutex> lock(mu_);
+    RETURN_IF_ERROR(InTransaction(db_, TxnMode::kRead, what, [&]() -> absl::Status {
+      ASSIGN_OR_RETURN(Statement devices,
+                       Statement::Prepare(db_,
+                                          "SELECT source <> 0, COUNT(*) FROM devices "
+                                          "GROUP BY source <> 0",
+                                          what));
+      while (true) {
+        ASSIGN_OR_RETURN(const bool row, devices.Step());
+        if (!row) break;
+        (devices.ColumnInt(0) != 0 ? totals.source_devices : totals.registered_devices) =
+            devices.ColumnInt(1);
+      }
+      ASSIGN_OR_RETURN(Statement samples,
+                       Statement::Prepare(db_,
+                                          "SELECT space, SUM(count) FROM sample_counts "
+                                          "GROUP BY space",
+                                          what));
+      while (true) {
+        ASSIGN_OR_RETURN(const bool row, samples.Step());
+        if (!row) break;
+        totals.samples[samples.ColumnText(0)] = samples.ColumnInt(1);
+      }
+      return absl::OkStatus();
+    }));
+    return totals;
   }
 
   // Assigns 1 + the latest version of (device, space) and inserts the model, under the

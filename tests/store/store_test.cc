@@ -414,6 +414,12 @@ TEST_P(StoreTest, SampleCountsFollowEverySubmit) {
   EXPECT_TRUE((*devices)[2].sample_counts.empty());
   EXPECT_EQ((*devices)[3].sample_counts, (std::map<std::string, int64_t>{{"nb201", 7}}));
 
+  absl::StatusOr<StoreTotals> totals = store->Totals();
+  ASSERT_THAT(totals.status(), IsOk());
+  EXPECT_EQ(totals->source_devices, 1);
+  EXPECT_EQ(totals->registered_devices, 3);
+  EXPECT_EQ(totals->samples, (std::map<std::string, int64_t>{{"fbnet", 1}, {"nb201", 25}}));
+
   // Kept across reopening.
   store = Open();
   ASSERT_NE(store, nullptr);

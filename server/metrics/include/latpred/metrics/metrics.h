@@ -10,6 +10,8 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -54,12 +56,13 @@ class Metrics {
   void ObservePredictions(const std::string& space, int n);
   void ObserveAdaptation(double seconds);
   void ObserveTraining(const std::string& space, double seconds);
-  // State gauges, set by the server before each scrape.
+  // State gauges, set by the server as the state changes.
   void SetDevices(const std::string& kind, int64_t count);
   void SetSamples(const std::string& space, int64_t count);
   void SetModelVersion(const std::string& device, const std::string& space, int64_t version);
 
-  // Called before each render so that state gauges are current.
+  // Called before each render so that state gauges are current; it must be cheap and
+  // read memory only (a scrape must not wait on the store).
   void SetRefresher(std::function<void(Metrics&)> refresh);
   // The Prometheus text exposition of the registry.
   std::string Render();
@@ -84,11 +87,30 @@ class Metrics {
   std::atomic<bool> rendering_{false};
 };
 
+// How MetricsHttpServer bounds what its clients may hold. Connections that are idle or
+// still sending a request head cost no thread; only complete requests reach a worker.
+struct HttpLimits {
+  // Threads answering complete requests.
+  int workers = 4;
+  // Connections open at once; past it the one that has waited longest is closed.
+  int max_connections = 128;
+  // For a request to begin on a new or kept-alive connection.
+  std::chrono::milliseconds idle_timeout{5000};
+  // For the rest of a request head once it began, and then for reading the request
+  // body and writing the answer.
+  std::chrono::milliseconds request_timeout{5000};
+  // Requests answered on one kept-alive connection before it is closed.
+  int max_requests_per_connection = 100;
+  // A longer request head closes the connection.
+  size_t max_head_bytes = 16 << 10;
+};
+
 // Serves GET /metrics (and / with a pointer to it) on host:port; port 0 picks one.
 class MetricsHttpServer {
  public:
-  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(const std::string& host,
-                                                                   int port, Metrics* metrics);
+  static absl::StatusOr<std::unique_ptr<MetricsHttpServer>> Start(
+      const std::string& host, int port, Metrics* metrics,
+      const HttpLimits& limits = HttpLimits());
   ~MetricsHttpServer();
   int port() const { return port_; }
 

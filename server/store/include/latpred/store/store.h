@@ -8,11 +8,13 @@
 #define LATPRED_STORE_STORE_H_
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -52,6 +54,14 @@ struct DeviceQuery {
   std::string after;
   int64_t limit = 0;
   bool registered_only = false;
+};
+
+// Totals over the whole store, read from the counts kept on write (no samples are
+// scanned): what the state gauges show.
+struct StoreTotals {
+  int64_t source_devices = 0;
+  int64_t registered_devices = 0;
+  std::map<std::string, int64_t> samples;  // space -> samples of every device
 };
 
 // One measured latency of an architecture (canonical string) on a device.
@@ -108,6 +118,8 @@ class Store {
   // Sample counts for all devices: device -> space -> count.
   virtual absl::StatusOr<std::map<std::string, std::map<std::string, int64_t>>>
   CountAllSamples() = 0;
+  // Devices by kind and samples by space over the whole store.
+  virtual absl::StatusOr<StoreTotals> Totals() = 0;
 
   // Stores a model, assigning and returning its version.
   virtual absl::StatusOr<int64_t> PutModel(const ModelRecord& model) = 0;
@@ -135,6 +147,22 @@ class Store {
 
   // Schema version of the open database.
   virtual int schema_version() const = 0;
+
+  // Calls listener after each committed UpsertDevice and PutSamples through this object
+  // (not those of other connections or replicas), on the writing thread, with no lock of
+  // the store held: what is derived from devices and sample counts (the metrics'
+  // gauges) can follow writes as they happen. Set it before the store is shared.
+  void SetWriteListener(std::function<void()> listener) {
+    write_listener_ = std::move(listener);
+  }
+
+ protected:
+  void NotifyWrite() const {
+    if (write_listener_) write_listener_();
+  }
+
+ private:
+  std::function<void()> write_listener_;
 };
 
 // Opens (creating and migrating as needed) the store named by uri: a file path,
