@@ -61,7 +61,7 @@ std::vector<std::unique_ptr<Part>> MakeParts(const AdaptOptions& options) {
   return enabled;
 }
 
-absl::StatusOr<DeviceHead> BaseModel::AdaptAll(const std::vector<Observation>& observations,
+absl::StatusOr<DeviceHead> BaseModel::FitParts(const std::vector<Observation>& observations,
                                                 const AdaptOptions& options,
                                                 double* log_evidence) const {
   const auto start = std::chrono::steady_clock::now();
@@ -93,7 +93,7 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     }
   }
   double evidence = 0, evidence_without = 0;
-  absl::StatusOr<DeviceHead> head = AdaptAll(observations, options, &evidence);
+  absl::StatusOr<DeviceHead> head = FitParts(observations, options, &evidence);
   const int n = static_cast<int>(observations.size());
   if (!head.ok() || n < options.glitch_min_samples || n > options.glitch_max_samples) return head;
   // The candidate: the sample whose log latency the fit on all of them misses most.
@@ -116,7 +116,7 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   for (int i = 0; i < n; ++i) {
     if (i != worst) rest.push_back(observations[i]);
   }
-  absl::StatusOr<DeviceHead> without = AdaptAll(rest, options, &evidence_without);
+  absl::StatusOr<DeviceHead> without = FitParts(rest, options, &evidence_without);
   // Posterior odds of "the candidate is a glitch" against "no glitch": p(the rest) times
   // the glitch's density at its log latency, over p(all), each with its prior.
   const double log_odds = evidence_without - evidence +

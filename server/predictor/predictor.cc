@@ -158,6 +158,40 @@ const DeviceHead* BaseModel::SourceHead(std::string_view device) const {
   return nullptr;
 }
 
+// Log latency of every (architecture, device), standardised per device, into y (n x d)
+// with mask 1 where measured; the per-device mean and sd of log latency.
+static void StandardiseTargets(const TrainingData& data, torch::Tensor* y_out,
+                               torch::Tensor* mask_out, std::vector<double>* mean,
+                               std::vector<double>* sd) {
+  const int64_t n = static_cast<int64_t>(data.archs.size());
+  const int64_t d = static_cast<int64_t>(data.devices.size());
+  std::vector<double>& dev_mean = *mean;
+  std::vector<double>& dev_std = *sd;
+  float* yp = y_out->data_ptr<float>();
+  float* mp = mask_out->data_ptr<float>();
+  for (int64_t j = 0; j < d; ++j) {
+    double s = 0, s2 = 0;
+    int64_t c = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      double v = data.latency_ms[i * d + j];
+      if (!(v > 0) || !std::isfinite(v)) continue;
+      double lv = std::log(v);
+      s += lv;
+      s2 += lv * lv;
+      ++c;
+    }
+    if (c < 2) continue;
+    dev_mean[j] = s / c;
+    dev_std[j] = std::max(1e-3, std::sqrt(std::max(0.0, s2 / c - dev_mean[j] * dev_mean[j])));
+    for (int64_t i = 0; i < n; ++i) {
+      double v = data.latency_ms[i * d + j];
+      if (!(v > 0) || !std::isfinite(v)) continue;
+      yp[i * d + j] = static_cast<float>((std::log(v) - dev_mean[j]) / dev_std[j]);
+      mp[i * d + j] = 1;
+    }
+  }
+}
+
 absl::StatusOr<std::shared_ptr<const BaseModel>> BaseModel::Train(
     const TrainingData& data, const TrainOptions& options) {
   if (data.space == nullptr) return absl::InvalidArgumentError("training data has no space");
@@ -176,31 +210,7 @@ absl::StatusOr<std::shared_ptr<const BaseModel>> BaseModel::Train(
   torch::Tensor y = torch::zeros({n, d}, torch::kFloat32);
   torch::Tensor mask = torch::zeros({n, d}, torch::kFloat32);
   std::vector<double> dev_mean(d, 0), dev_std(d, 1);
-  {
-    float* yp = y.data_ptr<float>();
-    float* mp = mask.data_ptr<float>();
-    for (int64_t j = 0; j < d; ++j) {
-      double s = 0, s2 = 0;
-      int64_t c = 0;
-      for (int64_t i = 0; i < n; ++i) {
-        double v = data.latency_ms[i * d + j];
-        if (!(v > 0) || !std::isfinite(v)) continue;
-        double lv = std::log(v);
-        s += lv;
-        s2 += lv * lv;
-        ++c;
-      }
-      if (c < 2) continue;
-      dev_mean[j] = s / c;
-      dev_std[j] = std::max(1e-3, std::sqrt(std::max(0.0, s2 / c - dev_mean[j] * dev_mean[j])));
-      for (int64_t i = 0; i < n; ++i) {
-        double v = data.latency_ms[i * d + j];
-        if (!(v > 0) || !std::isfinite(v)) continue;
-        yp[i * d + j] = static_cast<float>((std::log(v) - dev_mean[j]) / dev_std[j]);
-        mp[i * d + j] = 1;
-      }
-    }
-  }
+  StandardiseTargets(data, &y, &mask, &dev_mean, &dev_std);
   if (mask.sum().item<float>() < 2) {
     return absl::FailedPreconditionError("training data holds no positive latencies");
   }

@@ -392,8 +392,8 @@ TEST_F(PredictorTest, AdaptsToAComputeBoundDeviceNoSourceResembles) {
 // noise. With noise levels of the target's own (kDeviceNoiseVariances): Spearman 0.967,
 // 71% within +-10%; with the sources' noise only: 0.868 and 43%. Since the source-shaped
 // additive family: 0.968 and 63% (56% without re-centring the additive fits' level on
-// their median log residual, kAdditiveFitFloor in adapt.cc); before the identity became
-// the floor of nb201's sum over every edge (see kAdditive in adapt.cc), 0.955 and 60%;
+// their median log residual, AdaptOptions::additive_fit_floor); before the identity became
+// the floor of nb201's sum over every edge (see part_additive.cc), 0.955 and 60%;
 // since, 0.945 and 56%: under noise of this size the sum's extra freedom (none may cost
 // more than skip_connect) shows, where on the bundled devices each left out in turn it
 // moved Spearman at k=20 by at most 0.0006 and lifted it at k=5.
@@ -516,8 +516,8 @@ TEST_F(PredictorTest, LearnsADeviceThatPrunesDeadEdgesFromTwentySamples) {
 // Devices of the other collection: a base model that knows only HELP's devices learns
 // LatBench's from 5 suggested samples each (real measurements). With five samples the
 // evidence can seldom tell the additive sum from the families in log space; its prior
-// mass (kAdditivePriorMass) decides. Measured: mean Spearman 0.943 and 48.1% within
-// +-10%; with the sum's mass equal to every other family's, 0.940 and 43.2%.
+// mass (AdaptOptions::additive_prior_mass) decides. Measured: mean Spearman 0.943 and
+// 48.1% within +-10%; with the sum's mass equal to every other family's, 0.940 and 43.2%.
 TEST_F(PredictorTest, LearnsAnotherCollectionsDevicesFromFiveSamples) {
   const core::LatencyTable* eagle = &Eagle();
   const char* const kTargets[] = {

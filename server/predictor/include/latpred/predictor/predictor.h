@@ -4,14 +4,12 @@
 // Model: log latency_ms(a, d) = h(a) . z_d + b_d, where h is a network (a linear path
 // plus an MLP, in LibTorch) over the space's encoding of architecture a, shared by all
 // devices, and (z_d, b_d) is device d's head. Training learns h and the source
-// devices' heads jointly. A new device's head is the posterior mean of a Bayesian linear
-// regression on its samples, whose Gaussian prior comes from the source heads (its mean:
-// their average or the best-matching source device; its scale: chosen by the evidence
-// of the samples). Zero samples give the prior mean: the zero-shot prediction. Adapt
-// also weighs, by the same evidence, heads that lean on the source devices less: a
-// residual on the encoding, a cost model (FLOPs, params, bytes, kernels), latency as a
-// power of one of those costs, and one weight per operation shared by every edge or
-// layer, in log latency or added up in latency (adapt.cc).
+// devices' heads jointly. A new device's head averages, by evidence and prior mass, the
+// closed-form Bayesian fits of a few parts, each a model of how latency depends on the
+// architecture (parts.h: the sources' embedding with a head, a residual on the
+// encoding, cost models, a weight per operation, sums of per-operation or analytic
+// costs in latency, a source's costs rescaled); settings in AdaptOptions. Zero samples
+// give the prior mean: the zero-shot prediction.
 //
 // Torch stays inside predictor.cc; this header is plain C++.
 #ifndef LATPRED_PREDICTOR_PREDICTOR_H_
@@ -175,9 +173,9 @@ class BaseModel {
   // dense tables).
   void PredictEmbedded(const DeviceHead& head, const std::vector<core::Architecture>& archs,
                        double* out) const;
-  // Adapt on every observation, none set aside; writes log p(samples) under the model
-  // average to *log_evidence.
-  absl::StatusOr<DeviceHead> AdaptAll(const std::vector<Observation>& observations,
+  // Every enabled part on every observation, none set aside, combined; writes log
+  // p(samples) under the model average to *log_evidence.
+  absl::StatusOr<DeviceHead> FitParts(const std::vector<Observation>& observations,
                                       const AdaptOptions& options, double* log_evidence) const;
 
   struct Impl;
