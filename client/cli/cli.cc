@@ -168,7 +168,7 @@ int RunCommand(const Command& command, const std::vector<std::string>& args,
   absl::StatusOr<GlobalOptions> global = ParseGlobalOptions(*parsed);
   if (!global.ok()) return Finish(global.status(), &command, err);
   const Invocation invocation{
-      command.name, *std::move(parsed), global->client, global->json, in, out};
+      command.name, *std::move(parsed), global->client, global->json, in, out, err};
   return Finish(command.run(invocation), &command, err);
 }
 

@@ -155,13 +155,30 @@ absl::StatusOr<int> MaxBatch(client::Client& client) {
   return info.max_batch() > 0 ? info.max_batch() : kDefaultMaxBatch;
 }
 
-// Predicts archs[begin, end) and appends the latencies to result; fails when the model
-// changed since the previous batch (begin > 0).
+// The --interval flag: the share of latencies the bounds should hold, in (0, 1); 0 when
+// absent.
+absl::StatusOr<double> IntervalFlag(const Invocation& inv) {
+  std::optional<std::string> text = inv.args.Get("interval");
+  if (!text.has_value()) return 0.0;
+  double interval;
+  if (!absl::SimpleAtod(*text, &interval) || !(interval > 0 && interval < 1)) {
+    return UsageError(absl::StrCat(
+        "--interval wants a share between 0 and 1, exclusive (0.8: the 10th to 90th "
+        "percentile), got '",
+        *text, "'"));
+  }
+  return interval;
+}
+
+// Predicts archs[begin, end) and appends the latencies (and bounds, when the server
+// gave them) to result; fails when the model changed since the previous batch
+// (begin > 0).
 absl::Status PredictBatch(client::Client& client, size_t begin, size_t end,
                           Predictions& result) {
   v1::PredictLatencyRequest request;
   request.set_device(result.device);
   request.set_space(result.space);
+  request.set_interval(result.interval);
   for (size_t i = begin; i < end; ++i) request.add_archs(result.archs[i]);
   ASSIGN_OR_RETURN(v1::PredictLatencyResponse response, client.PredictLatency(request));
   if (response.latency_ms_size() != request.archs_size()) {
@@ -169,13 +186,30 @@ absl::Status PredictBatch(client::Client& client, size_t begin, size_t end,
                                             response.latency_ms_size(), " latencies for ",
                                             request.archs_size(), " architectures"));
   }
+  const bool bounds = response.lower_ms_size() > 0 || response.upper_ms_size() > 0;
+  if (bounds && (response.lower_ms_size() != request.archs_size() ||
+                 response.upper_ms_size() != request.archs_size())) {
+    return absl::InternalError(absl::StrCat(
+        "server returned ", response.lower_ms_size(), " lower and ",
+        response.upper_ms_size(), " upper bounds for ", request.archs_size(),
+        " architectures"));
+  }
   if (begin > 0 && response.model_version() != result.model_version) {
     return absl::AbortedError(absl::StrCat(
         "the model changed from v", result.model_version, " to v",
         response.model_version(), " between batches; run the command again"));
   }
+  // One model answers every batch, so either all of them have bounds or none.
+  if (begin > 0 && bounds != !result.lower_ms.empty()) {
+    return absl::InternalError(
+        "server returned bounds for some batches of the same model and not for others");
+  }
   result.latency_ms.insert(result.latency_ms.end(), response.latency_ms().begin(),
                            response.latency_ms().end());
+  result.lower_ms.insert(result.lower_ms.end(), response.lower_ms().begin(),
+                         response.lower_ms().end());
+  result.upper_ms.insert(result.upper_ms.end(), response.upper_ms().begin(),
+                         response.upper_ms().end());
   result.model_version = response.model_version();
   result.zero_shot = response.zero_shot();
   result.state = response.state();
@@ -185,10 +219,12 @@ absl::Status PredictBatch(client::Client& client, size_t begin, size_t end,
 // Predicts every architecture in batches of at most max_batch; errors of a later batch
 // say where it starts, as the server numbers the architectures of each batch from 0.
 absl::StatusOr<Predictions> PredictAll(client::Client& client, const Target& target,
-                                       std::vector<std::string> archs, size_t max_batch) {
+                                       std::vector<std::string> archs, size_t max_batch,
+                                       double interval) {
   Predictions result;
   result.device = target.device;
   result.space = target.space;
+  result.interval = interval;
   result.archs = std::move(archs);
   const size_t total = result.archs.size();
   for (size_t begin = 0; begin < total; begin += max_batch) {
@@ -203,14 +239,21 @@ absl::StatusOr<Predictions> PredictAll(client::Client& client, const Target& tar
   return result;
 }
 
-// `predict`: latencies of architectures on a device.
+// `predict`: latencies of architectures on a device, with --interval their bounds too.
 absl::Status RunPredict(const Invocation& inv) {
   ASSIGN_OR_RETURN(Target target, DeviceAndSpace(inv));
+  ASSIGN_OR_RETURN(double interval, IntervalFlag(inv));
   ASSIGN_OR_RETURN(std::vector<std::string> archs, ReadArchs(inv));
   ASSIGN_OR_RETURN(auto client, ConnectClient(inv));
   ASSIGN_OR_RETURN(int max_batch, MaxBatch(*client));
   ASSIGN_OR_RETURN(Predictions predictions,
-                   PredictAll(*client, target, std::move(archs), max_batch));
+                   PredictAll(*client, target, std::move(archs), max_batch, interval));
+  if (interval > 0 && predictions.lower_ms.empty()) {
+    inv.err << "latpred: predict: no interval: "
+            << (predictions.state == v1::MODEL_STATE_SOURCE
+                    ? "a source device's model has no leave-one-out errors to size one\n"
+                    : "the device's model has fewer than 3 samples or is zero-shot\n");
+  }
   inv.out << (inv.json ? PredictionsJson(predictions) : FormatPredictions(predictions));
   return absl::OkStatus();
 }
@@ -292,9 +335,11 @@ std::string FormatAdapted(const v1::AdaptDeviceResponse& response) {
       "fit spearman:  %.3f\n"
       "fit MAPE:      %.2f%%\n"
       "LOO MAPE:      %.2f%%\n"
+      "LOO log sd:    %s\n"
       "seconds:       %.2f\n%s",
       response.model_version(), StateName(response.state()), fit.samples(),
-      fit.fit_spearman(), fit.fit_mape(), fit.loo_mape(), fit.seconds(),
+      fit.fit_spearman(), fit.fit_mape(), fit.loo_mape(), FormatLooLogSd(fit.loo_log_sd()),
+      fit.seconds(),
       fit.set_aside_size() == 0
           ? ""
           : absl::StrCat("set aside:     ", absl::StrJoin(fit.set_aside(), " "),
@@ -396,15 +441,23 @@ const std::vector<Command>& Commands() {
        "latpred register orin_nano --label vendor=nvidia --descriptor orin_nano.json",
        &RunRegister},
       {"predict",
-       "--device NAME --space SPACE [ARCH...] [--file FILE]",
+       "--device NAME --space SPACE [ARCH...] [--file FILE] [--interval SHARE]",
        "Predict latency_ms of architectures on a device.",
        "Architectures come from the arguments, from --file (one per line, '#' comments)\n"
        "or from stdin. They are sent in batches of the server's max_batch. Prints each\n"
        "architecture's predicted latency and the model used: vN (adapted, zero-shot or\n"
-       "source).",
+       "source).\n\n"
+       "--interval 0.8 also prints bounds that hold 80% of the device's latencies (its\n"
+       "10th and 90th percentiles): log latency is the prediction plus s * T, s the\n"
+       "spread of the model's leave-one-out log errors (LOO log sd in `latpred device`)\n"
+       "and T Student's t with samples - 1 degrees of freedom. They are rough below 10\n"
+       "samples. A model with fewer than 3 samples, a zero-shot one and a source device's\n"
+       "have no interval: the predictions alone are printed and stderr says so.",
        {DeviceFlag(),
         SpaceFlag(),
-        {"file", "FILE", "architectures, one per line ('-' = stdin)"}},
+        {"file", "FILE", "architectures, one per line ('-' = stdin)"},
+        {"interval", "SHARE",
+         "also print bounds holding this share of latencies (0 < SHARE < 1)"}},
        "latpred predict --device pixel3 --space nb201 "
        "'|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
        "skip_connect~2|'",
@@ -432,8 +485,9 @@ const std::vector<Command>& Commands() {
        "--device NAME --space SPACE [--no-wait]",
        "Fit the device's predictor from its samples.",
        "Fits (or refits) the device's predictor for the space and prints the new model\n"
-       "version with its fit statistics: samples, Spearman and MAPE on the samples and\n"
-       "MAPE in leave-one-out cross-validation.",
+       "version with its fit statistics: samples, Spearman and MAPE on the samples,\n"
+       "MAPE in leave-one-out cross-validation and the spread of its log errors (LOO log\n"
+       "sd, the scale of `predict --interval`; '-' below 3 samples).",
        {DeviceFlag(),
         SpaceFlag(),
         {"no-wait", "", "return at once; the fit runs in the background"}},

@@ -26,6 +26,8 @@ struct Invocation {
   // Standard input (for file arguments "-") and standard output.
   std::istream& in;
   std::ostream& out;
+  // Standard error, for notes beside the output (errors go through the returned status).
+  std::ostream& err;
 };
 
 // A subcommand: its usage text and what it runs. A usage error from run (see

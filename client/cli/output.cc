@@ -158,10 +158,15 @@ std::string LabelsSummary(const latpred::v1::Device& device) {
   return sorted.empty() ? "-" : absl::StrJoin(sorted, ",", absl::PairFormatter("="));
 }
 
+std::string FormatLooLogSd(double loo_log_sd) {
+  return loo_log_sd > 0 ? absl::StrFormat("%.3f", loo_log_sd) : "-";
+}
+
 std::string FormatFit(const latpred::v1::FitStats& fit) {
   std::string out = absl::StrFormat(
-      "%d samples, spearman %.3f, MAPE %.2f%%, LOO MAPE %.2f%%, %.2f s", fit.samples(),
-      fit.fit_spearman(), fit.fit_mape(), fit.loo_mape(), fit.seconds());
+      "%d samples, spearman %.3f, MAPE %.2f%%, LOO MAPE %.2f%%, LOO log sd %s, %.2f s",
+      fit.samples(), fit.fit_spearman(), fit.fit_mape(), fit.loo_mape(),
+      FormatLooLogSd(fit.loo_log_sd()), fit.seconds());
   if (fit.set_aside_size() > 0) {
     absl::StrAppend(&out, ", set aside as glitches: ", absl::StrJoin(fit.set_aside(), " "));
   }
@@ -177,21 +182,51 @@ std::string FormatDevice(const latpred::v1::Device& device) {
                       FormatFeatures(device), "spaces:\n", FormatSpaces(device));
 }
 
+namespace {
+
+// Whether predictions carry a lower and an upper bound per architecture.
+bool HasBounds(const Predictions& predictions) {
+  return !predictions.lower_ms.empty() &&
+         predictions.lower_ms.size() == predictions.archs.size() &&
+         predictions.upper_ms.size() == predictions.archs.size();
+}
+
+}  // namespace
+
 std::string FormatPredictions(const Predictions& predictions) {
+  const bool bounds = HasBounds(predictions);
   std::vector<std::vector<std::string>> rows = {{"ARCH", "LATENCY_MS"}};
+  if (bounds) rows[0].insert(rows[0].end(), {"LOWER_MS", "UPPER_MS"});
   for (size_t i = 0; i < predictions.archs.size(); ++i) {
     rows.push_back({predictions.archs[i], FormatMs(predictions.latency_ms[i])});
+    if (bounds) {
+      rows.back().insert(rows.back().end(), {FormatMs(predictions.lower_ms[i]),
+                                             FormatMs(predictions.upper_ms[i])});
+    }
   }
-  return absl::StrCat(FormatTable(rows), "model v", predictions.model_version, " (",
-                      StateName(predictions.state), ")\n");
+  std::string model = absl::StrCat("model v", predictions.model_version, " (",
+                                   StateName(predictions.state), ")");
+  if (bounds) {
+    // 0.8 holds the latencies between the 10th and the 90th percentile.
+    const double tail = 50 * (1 - predictions.interval);
+    absl::StrAppendFormat(&model, "; %g%% interval: percentiles %g to %g",
+                          100 * predictions.interval, tail, 100 - tail);
+  }
+  return absl::StrCat(FormatTable(rows), model, "\n");
 }
 
 std::string PredictionsJson(const Predictions& predictions) {
+  const bool bounds = HasBounds(predictions);
   std::vector<std::string> items;
   for (size_t i = 0; i < predictions.archs.size(); ++i) {
-    items.push_back(
+    std::string item =
         absl::StrCat("    {\"arch\": ", JsonString(predictions.archs[i]),
-                     ", \"latency_ms\": ", JsonNumber(predictions.latency_ms[i]), "}"));
+                     ", \"latency_ms\": ", JsonNumber(predictions.latency_ms[i]));
+    if (bounds) {
+      absl::StrAppend(&item, ", \"lower_ms\": ", JsonNumber(predictions.lower_ms[i]),
+                      ", \"upper_ms\": ", JsonNumber(predictions.upper_ms[i]));
+    }
+    items.push_back(item + "}");
   }
   return absl::StrCat(
       "{\n", "  \"device\": ", JsonString(predictions.device), ",\n",
@@ -199,6 +234,8 @@ std::string PredictionsJson(const Predictions& predictions) {
       "  \"model_version\": ", predictions.model_version, ",\n",
       "  \"zero_shot\": ", predictions.zero_shot ? "true" : "false", ",\n",
       "  \"state\": ", JsonString(latpred::v1::ModelState_Name(predictions.state)), ",\n",
+      bounds ? absl::StrCat("  \"interval\": ", JsonNumber(predictions.interval), ",\n")
+             : "",
       "  \"predictions\": [", items.empty() ? "" : "\n", absl::StrJoin(items, ",\n"),
       items.empty() ? "]\n" : "\n  ]\n", "}\n");
 }

@@ -37,8 +37,13 @@ std::string SpacesSummary(const latpred::v1::Device& device);
 // A device's labels as "k=v" in key order, separated by commas; "-" if none.
 std::string LabelsSummary(const latpred::v1::Device& device);
 
-// Fit statistics on one line: samples, fit Spearman, MAPE, LOO MAPE and seconds.
+// Fit statistics on one line: samples, fit Spearman, MAPE, LOO MAPE, LOO log sd ("-"
+// when the fit has none) and seconds.
 std::string FormatFit(const latpred::v1::FitStats& fit);
+
+// FitStats.loo_log_sd with three decimals, or "-" when the fit has none (0: fewer than
+// 3 samples).
+std::string FormatLooLogSd(double loo_log_sd);
 
 // A multi-line readable view of one device: labels, descriptor, per-space models.
 std::string FormatDevice(const latpred::v1::Device& device);
@@ -49,16 +54,25 @@ struct Predictions {
   std::string space;
   std::vector<std::string> archs;
   std::vector<double> latency_ms;
+  // The share of latencies the bounds hold (0.8: the 10th and 90th percentiles); 0 when
+  // none was asked for.
+  double interval = 0;
+  // The bounds per architecture; empty when none was asked for or the server had none
+  // (the device's model is zero-shot or has fewer than 3 samples).
+  std::vector<double> lower_ms;
+  std::vector<double> upper_ms;
   int64_t model_version = 0;
   bool zero_shot = false;
   latpred::v1::ModelState state = latpred::v1::MODEL_STATE_UNSPECIFIED;
 };
 
-// Predictions as an ARCH / LATENCY_MS table and a line "model vN (state)".
+// Predictions as an ARCH / LATENCY_MS table and a line "model vN (state)"; with bounds,
+// LOWER_MS and UPPER_MS columns too and the line says which percentiles they are.
 std::string FormatPredictions(const Predictions& predictions);
 
 // Predictions as a JSON object: device, space, model_version, zero_shot, state (the
-// enum name) and predictions [{arch, latency_ms}].
+// enum name) and predictions [{arch, latency_ms}]; with bounds, also interval and
+// lower_ms and upper_ms in each prediction.
 std::string PredictionsJson(const Predictions& predictions);
 
 }  // namespace latpred::cli

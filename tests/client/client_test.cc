@@ -161,25 +161,36 @@ class FakePredictor final : public v1::LatencyPredictor::Service {
     fit->set_fit_spearman(0.9);
     fit->set_fit_mape(3.5);
     fit->set_loo_mape(6.25);
+    fit->set_loo_log_sd(0.125);
     fit->set_seconds(0.5);
     return grpc::Status::OK;
   }
 
-  // Latency = 0.5 ms per character of the arch; "bad" fails the batch.
+  // Latency = 0.5 ms per character of the arch; "bad" fails the batch. With an interval,
+  // orin's bounds are 0.8 and 1.25 times the latency; device "fresh" (zero-shot) has none.
   grpc::Status PredictLatency(grpc::ServerContext*,
                               const v1::PredictLatencyRequest* request,
                               v1::PredictLatencyResponse* response) override {
     std::lock_guard<std::mutex> lock(mu_);
     batch_sizes_.push_back(request->archs_size());
+    intervals_.push_back(request->interval());
+    const bool bounds = request->interval() > 0 && request->device() == "orin";
     for (int i = 0; i < request->archs_size(); ++i) {
       if (request->archs(i) == "bad") {
         return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                             absl::StrCat("arch ", i, ": unknown op 'conv'"));
       }
-      response->add_latency_ms(0.5 * request->archs(i).size());
+      const double latency = 0.5 * request->archs(i).size();
+      response->add_latency_ms(latency);
+      if (bounds) {
+        response->add_lower_ms(0.8 * latency);
+        response->add_upper_ms(1.25 * latency);
+      }
     }
     response->set_model_version(3);
-    response->set_state(v1::MODEL_STATE_ADAPTED);
+    const bool fresh = request->device() == "fresh";
+    response->set_state(fresh ? v1::MODEL_STATE_ZERO_SHOT : v1::MODEL_STATE_ADAPTED);
+    response->set_zero_shot(fresh);
     return grpc::Status::OK;
   }
 
@@ -196,6 +207,11 @@ class FakePredictor final : public v1::LatencyPredictor::Service {
   std::vector<int> batch_sizes() {
     std::lock_guard<std::mutex> lock(mu_);
     return batch_sizes_;
+  }
+  // PredictLatencyRequest.interval of each batch, in order.
+  std::vector<double> intervals() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return intervals_;
   }
   v1::RegisterDeviceRequest last_register() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -242,6 +258,7 @@ class FakePredictor final : public v1::LatencyPredictor::Service {
 
   std::mutex mu_;
   std::vector<int> batch_sizes_;
+  std::vector<double> intervals_;
   v1::RegisterDeviceRequest last_register_;
   v1::SubmitSamplesRequest last_submit_;
 };
@@ -521,6 +538,58 @@ TEST_F(FakeServerTest, CliPredictErrorNamesBatch) {
   EXPECT_EQ(run.err, "latpred: predict: INVALID_ARGUMENT: arch 0: unknown op 'conv'\n");
 }
 
+TEST_F(FakeServerTest, CliPredictIntervalPrintsBoundsFromEveryBatch) {
+  CliRun run = Latpred({"predict", "--device", "orin", "--space", "nb201", "a", "bb",
+                        "cccc", "--interval", "0.8"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.err, "");
+  EXPECT_EQ(service_.intervals(), (std::vector<double>{0.8, 0.8}));
+  EXPECT_EQ(run.out,
+            "ARCH  LATENCY_MS  LOWER_MS  UPPER_MS\n"
+            "a     0.5000      0.4000    0.6250\n"
+            "bb    1.0000      0.8000    1.2500\n"
+            "cccc  2.0000      1.6000    2.5000\n"
+            "model v3 (adapted); 80% interval: percentiles 10 to 90\n");
+
+  run = Latpred({"predict", "--device", "orin", "--space", "nb201", "a", "bb", "--json",
+                 "--interval=0.95"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  google::protobuf::Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(run.out, &json).ok())
+      << run.out;
+  EXPECT_EQ(json.fields().at("interval").number_value(), 0.95);
+  const auto& item = json.fields().at("predictions").list_value().values(1).struct_value();
+  EXPECT_EQ(item.fields().at("latency_ms").number_value(), 1);
+  EXPECT_EQ(item.fields().at("lower_ms").number_value(), 0.8);
+  EXPECT_EQ(item.fields().at("upper_ms").number_value(), 1.25);
+
+  // Without the flag nothing changes: no interval asked for, no bounds printed.
+  run = Latpred({"predict", "--device", "orin", "--space", "nb201", "a", "--json"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_THAT(run.out, Not(HasSubstr("lower_ms")));
+  EXPECT_THAT(run.out, Not(HasSubstr("interval")));
+  EXPECT_EQ(service_.intervals().back(), 0);
+}
+
+TEST_F(FakeServerTest, CliPredictIntervalWithoutBoundsSaysSoOnceAndPrintsPredictions) {
+  CliRun plain = Latpred({"predict", "--device", "fresh", "--space", "nb201", "a", "bb",
+                          "ccc"});
+  ASSERT_EQ(plain.code, 0) << plain.err;
+  CliRun run = Latpred({"predict", "--device", "fresh", "--space", "nb201", "a", "bb",
+                        "ccc", "--interval", "0.8"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(service_.batch_sizes().size(), 4u);  // two batches each
+  EXPECT_EQ(run.out, plain.out);
+  EXPECT_EQ(run.err,
+            "latpred: predict: no interval: the device's model has fewer than 3 samples "
+            "or is zero-shot\n");
+  run = Latpred({"predict", "--device", "fresh", "--space", "nb201", "a", "--interval",
+                 "0.8", "--json"});
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_THAT(run.out, Not(HasSubstr("lower_ms")));
+  EXPECT_THAT(run.err, HasSubstr("no interval"));
+}
+
 TEST_F(FakeServerTest, CliSubmitListsRejectedRowsWithTheirLines) {
   CliRun run =
       Latpred({"submit", "--device", "orin", "--space", "nb201", "-", "--partial"},
@@ -566,6 +635,7 @@ TEST_F(FakeServerTest, CliSuggestAdaptInfo) {
             "fit spearman:  0.900\n"
             "fit MAPE:      3.50%\n"
             "LOO MAPE:      6.25%\n"
+            "LOO log sd:    0.125\n"
             "seconds:       0.50\n");
   run = Latpred({"adapt", "--device", "orin", "--space", "nb201", "--no-wait"});
   EXPECT_THAT(run.out, HasSubstr("running in the background"));
@@ -598,6 +668,8 @@ TEST(CliTest, CommandHelp) {
   EXPECT_EQ(run.code, 0);
   EXPECT_THAT(run.out, HasSubstr("usage: latpred [GLOBAL FLAGS] predict --device NAME"));
   EXPECT_THAT(run.out, HasSubstr("example:\n  latpred predict"));
+  EXPECT_THAT(run.out, HasSubstr("--interval SHARE"));
+  EXPECT_THAT(run.out, HasSubstr("10th and 90th percentiles"));
   EXPECT_EQ(RunLatpred({"help", "submit"}).out, RunLatpred({"submit", "-h"}).out);
 }
 
@@ -621,6 +693,15 @@ TEST(CliTest, UsageErrorsExitWithTwo) {
   run = RunLatpred({"info", "--timeout", "-1"});
   EXPECT_EQ(run.code, 2);
   EXPECT_THAT(run.err, HasSubstr("--timeout wants a positive number"));
+
+  for (const char* bad : {"1.5", "0", "1", "-0.2", "abc", "nan"}) {
+    run = RunLatpred({"predict", "--device", "d", "--space", "nb201", "a", "--interval", bad});
+    EXPECT_EQ(run.code, 2) << bad;
+    EXPECT_THAT(run.err, HasSubstr(absl::StrCat(
+                             "latpred: predict: --interval wants a share between 0 and 1, "
+                             "exclusive (0.8: the 10th to 90th percentile), got '",
+                             bad, "'\n")));
+  }
 
   run = RunLatpred({"suggest", "--device", "d", "--space", "nb201", "-k", "zero"});
   EXPECT_EQ(run.code, 2);
@@ -869,6 +950,22 @@ TEST(OutputTest, JsonScalars) {
   EXPECT_EQ(cli::JsonNumber(1.0 / 3), "0.3333333333333333");
   EXPECT_EQ(cli::JsonNumber(12), "12");
   EXPECT_EQ(cli::JsonNumber(std::nan("")), "null");
+}
+
+TEST(OutputTest, FitShowsTheLooLogSdOrADash) {
+  v1::FitStats fit;
+  fit.set_samples(12);
+  fit.set_fit_spearman(0.95);
+  fit.set_fit_mape(3.5);
+  fit.set_loo_mape(6.25);
+  fit.set_loo_log_sd(0.1234);
+  fit.set_seconds(0.5);
+  EXPECT_EQ(cli::FormatFit(fit),
+            "12 samples, spearman 0.950, MAPE 3.50%, LOO MAPE 6.25%, LOO log sd 0.123, "
+            "0.50 s");
+  fit.set_samples(2);
+  fit.set_loo_log_sd(0);  // below 3 samples: none
+  EXPECT_THAT(cli::FormatFit(fit), HasSubstr("LOO log sd -, "));
 }
 
 TEST(OutputTest, StateNames) {

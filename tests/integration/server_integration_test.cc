@@ -24,6 +24,8 @@
 #include <sstream>
 #include <thread>
 
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 #include "latpred/client/client.h"
 #include "latpred/core/dataset.h"
 #include "latpred/core/stats.h"
@@ -34,6 +36,7 @@ namespace latpred {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr char kHeldOut[] = "gold_6226";
 constexpr char kDevice[] = "xeon-gold-6226-new";
@@ -563,6 +566,79 @@ TEST_F(ServerIntegrationTest, CliPredictsListsAndFailsClearly) {
   std::tie(rc, out) = RunCli({"--server", server, "health"});
   EXPECT_EQ(rc, 0) << out;
   EXPECT_THAT(out, HasSubstr("SERVING"));
+}
+
+// `latpred predict --interval`: bounds around each prediction of a device adapted from
+// 10 samples (as JSON and as a table), a note instead of bounds for a source device, a
+// usage error for a share outside (0, 1); `latpred device` shows the LOO log sd.
+TEST_F(ServerIntegrationTest, CliPredictsAnIntervalForAnAdaptedDevice) {
+  const char kIntervalDevice[] = "cli-interval-dev";
+  const int col = table_->DeviceColumn(kHeldOut);
+  ASSERT_GE(col, 0);
+  v1::RegisterDeviceRequest reg;
+  reg.set_name(kIntervalDevice);
+  ASSERT_TRUE(c().RegisterDevice(reg).ok());
+  v1::SubmitSamplesRequest sub;
+  sub.set_device(kIntervalDevice);
+  sub.set_space("nb201");
+  // Ten architectures spread over the table, each with its measured latency.
+  for (size_t r = 0; r < table_->rows() && sub.samples_size() < 10; r += 1531) {
+    if (!(table_->at(r, col) > 0)) continue;
+    auto* s = sub.add_samples();
+    s->set_arch(table_->canonical[r]);
+    s->set_latency_ms(table_->at(r, col));
+  }
+  ASSERT_EQ(sub.samples_size(), 10);
+  ASSERT_TRUE(c().SubmitSamples(sub).ok());
+  v1::AdaptDeviceRequest adapt;
+  adapt.set_device(kIntervalDevice);
+  adapt.set_space("nb201");
+  auto adapted = c().AdaptDevice(adapt);
+  ASSERT_TRUE(adapted.ok()) << adapted.status();
+  EXPECT_GT(adapted->fit().loo_log_sd(), 0);
+
+  const std::string server = server_->target();
+  const std::string other_arch = table_->canonical[7];
+  auto [rc, out] = RunCli({"--server", server, "--json", "predict", "--device",
+                           kIntervalDevice, "--space", "nb201", "--interval", "0.8",
+                           kGoodArch, other_arch});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, Not(HasSubstr("no interval")));
+  google::protobuf::Struct json;
+  ASSERT_TRUE(google::protobuf::util::JsonStringToMessage(out, &json).ok()) << out;
+  EXPECT_EQ(json.fields().at("interval").number_value(), 0.8);
+  const auto& predictions = json.fields().at("predictions").list_value();
+  ASSERT_EQ(predictions.values_size(), 2);
+  for (const auto& value : predictions.values()) {
+    const auto& item = value.struct_value().fields();
+    const double latency = item.at("latency_ms").number_value();
+    EXPECT_GT(latency, 0);
+    EXPECT_LT(item.at("lower_ms").number_value(), latency) << out;
+    EXPECT_GT(item.at("upper_ms").number_value(), latency) << out;
+  }
+  std::tie(rc, out) = RunCli({"--server", server, "predict", "--device", kIntervalDevice,
+                              "--space", "nb201", "--interval", "0.8", kGoodArch});
+  ASSERT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("LATENCY_MS  LOWER_MS  UPPER_MS"));
+  EXPECT_THAT(out, HasSubstr("(adapted); 80% interval: percentiles 10 to 90"));
+
+  // A source device's model has no leave-one-out errors: predictions only, and a note.
+  std::tie(rc, out) = RunCli({"--server", server, "predict", "--device", "pixel2", "--space",
+                              "nb201", "--interval", "0.8", kGoodArch});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("no interval"));
+  EXPECT_THAT(out, HasSubstr("LATENCY_MS"));
+  EXPECT_THAT(out, Not(HasSubstr("LOWER_MS")));
+
+  std::tie(rc, out) = RunCli({"--server", server, "predict", "--device", kIntervalDevice,
+                              "--space", "nb201", "--interval", "1.5", kGoodArch});
+  EXPECT_EQ(rc, 2) << out;
+  EXPECT_THAT(out, HasSubstr("--interval wants a share between 0 and 1"));
+  EXPECT_THAT(out, HasSubstr("got '1.5'"));
+
+  std::tie(rc, out) = RunCli({"--server", server, "device", kIntervalDevice});
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_THAT(out, HasSubstr("LOO log sd 0."));
 }
 
 }  // namespace
