@@ -349,6 +349,43 @@ def test_new_device_workflow(client: latpred.Client, nb201_rows) -> None:
     assert pending.pending and pending.fit is None
 
 
+def test_predict_interval(client: latpred.Client, raw, nb201_rows) -> None:
+    """A device adapted from 10 samples: bounds around every prediction, over chunks."""
+    client.register("py-interval")
+    samples = [(r["arch"], 1.1 * float(r["pixel2"])) for r in nb201_rows[::30][:10]]
+    assert client.submit("py-interval", "nb201", samples).sample_count == 10
+    adapted = client.adapt("py-interval", "nb201")
+    assert adapted.fit is not None and adapted.fit.loo_log_sd > 0
+    fit = client.device("py-interval").spaces["nb201"].fit
+    assert fit is not None and fit.loo_log_sd == adapted.fit.loo_log_sd
+
+    archs = [r["arch"] for r in nb201_rows[:250]]  # three chunks of at most MAX_BATCH
+    bounds = client.predict_interval("py-interval", "nb201", archs)
+    assert len(bounds) == 250
+    assert all(lower < ms < upper for ms, lower, upper in bounds)
+    assert [ms for ms, _, _ in bounds] == client.predict("py-interval", "nb201", archs)
+    details = client.predict("py-interval", "nb201", archs, return_details=True,
+                             interval=0.8)
+    assert details.model_version == adapted.model_version
+    assert details.lower_ms == [b[1] for b in bounds]
+    assert details.upper_ms == [b[2] for b in bounds]
+    wider = client.predict_interval("py-interval", "nb201", archs[:5], coverage=0.95)
+    assert all(w[1] < b[1] and w[2] > b[2] for w, b in zip(wider, bounds))
+    assert client.predict("py-interval", "nb201", archs[:5], return_details=True).lower_ms == []
+
+    # A source device's model has no leave-one-out errors, hence no interval.
+    assert client.predict("pixel2", "nb201", [GOOD], return_details=True,
+                          interval=0.8).upper_ms == []
+    with pytest.raises(latpred.NoInterval, match="no interval for pixel2/nb201"):
+        client.predict_interval("pixel2", "nb201", [GOOD])
+    # A share outside (0, 1): the client refuses it, and so does the server.
+    with pytest.raises(latpred.InvalidArgument, match="coverage must lie strictly between"):
+        client.predict_interval("py-interval", "nb201", [GOOD], coverage=1.5)
+    error = raw_error(raw.PredictLatency, latpred_pb2.PredictLatencyRequest(
+        device="py-interval", space="nb201", archs=[GOOD], interval=1.5))
+    assert error.code() == grpc.StatusCode.INVALID_ARGUMENT and "interval" in error.details()
+
+
 def test_submit_partial_splits_and_reports(client: latpred.Client, nb201_rows) -> None:
     client.register("py-bulk")
     samples = [(r["arch"], float(r["pixel2"])) for r in nb201_rows[:150]]

@@ -1,6 +1,7 @@
 """What a real server does not show on demand: a slow call (deadlines), a server that
-never becomes ready or starts late, and an adapt landing between the chunks of a split
-batch. A small in-process gRPC server (the generated servicers) plays latpred."""
+never becomes ready or starts late, an adapt landing between the chunks of a split
+batch, and bounds a server answers for only some architectures. A small in-process gRPC
+server (the generated servicers) plays latpred."""
 from __future__ import annotations
 
 import threading
@@ -18,6 +19,7 @@ from latpred._proto import health_pb2, health_pb2_grpc, latpred_pb2, latpred_pb2
 class FakeLatpred(latpred_pb2_grpc.LatencyPredictorServicer):
     def __init__(self) -> None:
         self.predict_calls = 0
+        self.intervals: List[float] = []
         self.lock = threading.Lock()
         self.delay_s = 0.0
         self.device_names = ["fake-dev"]
@@ -45,11 +47,22 @@ class FakeLatpred(latpred_pb2_grpc.LatencyPredictorServicer):
         self._delay()
         with self.lock:
             self.predict_calls += 1
+            self.intervals.append(request.interval)
             # The first answer comes from model version 1, later ones from version 2.
             version = 1 if self.predict_calls == 1 else 2
+        latency = [10.0 * version + len(a) for a in request.archs]
+        # With an interval, bounds of half and twice the latency, except for device
+        # "fresh" (a zero-shot model has none) and "broken" (one bound short).
+        bounds = request.interval > 0 and request.device != "fresh"
+        lower = [0.5 * ms for ms in latency] if bounds else []
+        upper = [2.0 * ms for ms in latency] if bounds else []
+        if request.device == "broken":
+            lower = lower[1:]
         return latpred_pb2.PredictLatencyResponse(
-            latency_ms=[10.0 * version + len(a) for a in request.archs], model_version=version,
-            state=latpred_pb2.MODEL_STATE_ADAPTED)
+            latency_ms=latency, model_version=version, lower_ms=lower, upper_ms=upper,
+            state=(latpred_pb2.MODEL_STATE_ZERO_SHOT if request.device == "fresh"
+                   else latpred_pb2.MODEL_STATE_ADAPTED),
+            zero_shot=request.device == "fresh")
 
 
 class FakeHealth(health_pb2_grpc.HealthServicer):
@@ -161,3 +174,63 @@ def test_split_batch_comes_from_one_model_version(fake) -> None:
     assert result.latency_ms == [20.0 + len(a) for a in archs]
     assert result.state == latpred.ModelState.ADAPTED and not result.zero_shot
     assert servicer.predict_calls == 4  # three chunks, one of them twice
+
+
+def test_split_batch_interval_comes_from_one_model_version(fake) -> None:
+    """Every chunk asks for the interval; the bounds, like the latencies, come from the
+    newest model, in input order."""
+    target, servicer, _ = fake
+    archs = ["a", "bb", "ccc", "dddd", "eeeee"]
+    with latpred.Client(target) as client:
+        result = client.predict("dev", "nb201", archs, return_details=True, interval=0.8)
+    assert servicer.intervals == [0.8] * 4  # three chunks, one of them twice
+    assert result.model_version == 2
+    assert result.latency_ms == [20.0 + len(a) for a in archs]
+    assert result.lower_ms == [0.5 * (20.0 + len(a)) for a in archs]
+    assert result.upper_ms == [2.0 * (20.0 + len(a)) for a in archs]
+
+
+def test_predict_interval_gives_triples_and_predict_stays_floats(fake) -> None:
+    target, servicer, _ = fake
+    with latpred.Client(target) as client:
+        client.predict("dev", "nb201", ["x"])  # model 1 answers the first call only
+        assert client.predict_interval("dev", "nb201", ["a", "bb"], coverage=0.9) == [
+            (21.0, 10.5, 42.0), (22.0, 11.0, 44.0)]
+        assert client.predict("dev", "nb201", ["a"], interval=0.8) == [21.0]
+        plain = client.predict("dev", "nb201", ["a"], return_details=True)
+        assert plain.lower_ms == [] and plain.upper_ms == []
+        assert client.predict_interval("dev", "nb201", []) == []
+    assert servicer.intervals == [0.0, 0.9, 0.8, 0.0]
+
+
+def test_predict_interval_without_bounds_is_no_interval(fake) -> None:
+    target, _, _ = fake
+    with latpred.Client(target) as client:
+        details = client.predict("fresh", "nb201", ["a", "bb", "ccc"], return_details=True,
+                                 interval=0.8)
+        assert details.zero_shot and details.lower_ms == [] and details.upper_ms == []
+        assert len(details.latency_ms) == 3
+        with pytest.raises(latpred.NoInterval, match=r"no interval for fresh/nb201: .*"
+                                                     r"zero_shot.*at least 3 samples") as info:
+            client.predict_interval("fresh", "nb201", ["a", "bb", "ccc"])
+    assert isinstance(info.value, latpred.FailedPrecondition)
+    assert info.value.code == grpc.StatusCode.FAILED_PRECONDITION
+
+
+def test_bad_coverage_is_invalid_argument_before_any_call(fake) -> None:
+    target, servicer, _ = fake
+    with latpred.Client(target) as client:
+        for bad in (0, 1, 1.5, -0.2, float("nan"), True, "0.8"):
+            with pytest.raises(latpred.InvalidArgument, match="coverage"):
+                client.predict_interval("dev", "nb201", ["a"], coverage=bad)
+            with pytest.raises(ValueError, match="interval"):
+                client.predict("dev", "nb201", ["a"], interval=bad)
+    assert servicer.predict_calls == 0
+
+
+def test_bounds_for_some_architectures_only_are_an_error(fake) -> None:
+    target, _, _ = fake
+    with latpred.Client(target) as client:
+        with pytest.raises(latpred.LatpredError, match="1 lower and 2 upper bounds for 2 "
+                                                       "architectures"):
+            client.predict_interval("broken", "nb201", ["a", "bb"])

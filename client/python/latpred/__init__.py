@@ -28,7 +28,8 @@ from .datatypes import (AdaptResult, ArchLike, Device, Feature, FeatureSource, F
                         ModelState, Prediction, RegisterResult, Sample, SampleResult,
                         ServerInfo, SpaceState, SubmitResult)
 from .errors import (DeadlineExceeded, FailedPrecondition, InvalidArgument, LatpredError,
-                     NotFound, ResourceExhausted, Unauthenticated, Unavailable, error_from_rpc)
+                     NoInterval, NotFound, ResourceExhausted, Unauthenticated, Unavailable,
+                     error_from_rpc)
 
 from ._version import __version__  # generated: the CMake project version
 
@@ -44,6 +45,6 @@ __all__ = [
     "FBNET_OPS", "NB201_OPS", "Nb201Table", "fbnet_string", "nb201_ops", "nb201_string",
     "normalize_arch", "normalize_archs",
     # errors
-    "LatpredError", "InvalidArgument", "NotFound", "FailedPrecondition", "ResourceExhausted",
-    "Unavailable", "Unauthenticated", "DeadlineExceeded", "error_from_rpc",
+    "LatpredError", "InvalidArgument", "NotFound", "FailedPrecondition", "NoInterval",
+    "ResourceExhausted", "Unavailable", "Unauthenticated", "DeadlineExceeded", "error_from_rpc",
 ]

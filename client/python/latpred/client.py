@@ -17,8 +17,8 @@ from .archs import Nb201Table, normalize_arch, normalize_archs
 from .datatypes import (AdaptResult, ArchLike, Device, Feature, FeatureSource, FitStats,
                         ModelState, Prediction, RegisterResult, Sample, SampleResult,
                         ServerInfo, SpaceState, SubmitResult)
-from .errors import (DeadlineExceeded, InvalidArgument, LatpredError, ResourceExhausted,
-                     Unavailable, error_from_rpc)
+from .errors import (DeadlineExceeded, InvalidArgument, LatpredError, NoInterval,
+                     ResourceExhausted, Unavailable, error_from_rpc)
 
 __all__ = ["Client", "SampleLike", "FeaturesLike", "token_from_environment"]
 
@@ -67,7 +67,8 @@ def _model_state(value: int) -> ModelState:
 def _fit(message: Any) -> FitStats:
     return FitStats(samples=message.samples, fit_spearman=message.fit_spearman,
                     fit_mape=message.fit_mape, loo_mape=message.loo_mape,
-                    seconds=message.seconds, set_aside=tuple(message.set_aside))
+                    seconds=message.seconds, set_aside=tuple(message.set_aside),
+                    loo_log_sd=message.loo_log_sd)
 
 
 def _device(message: Any) -> Device:
@@ -138,6 +139,18 @@ def _number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise ValueError(f"{what} must be a number, got {value!r}")
     return float(value)
+
+
+def _coverage(value: Any, what: str) -> float:
+    """A share of latencies an interval should hold: a number strictly between 0 and 1."""
+    try:
+        share = _number(value, what)
+    except ValueError as e:
+        raise InvalidArgument(str(e)) from None
+    if not 0 < share < 1:
+        raise InvalidArgument(f"{what} must lie strictly between 0 and 1 (0.8: the 10th to "
+                              f"90th percentile), got {value!r}")
+    return share
 
 
 def _integer(value: Any, what: str) -> int:
@@ -345,18 +358,21 @@ class Client:
 
     @overload
     def predict(self, device: str, space: str, archs: Iterable[ArchLike],
-                return_details: Literal[False] = False) -> List[float]: ...
+                return_details: Literal[False] = False,
+                interval: Optional[float] = None) -> List[float]: ...
 
     @overload
     def predict(self, device: str, space: str, archs: Iterable[ArchLike],
-                return_details: Literal[True]) -> Prediction: ...
+                return_details: Literal[True], interval: Optional[float] = None) -> Prediction: ...
 
     @overload
     def predict(self, device: str, space: str, archs: Iterable[ArchLike],
-                return_details: bool) -> Union[List[float], Prediction]: ...
+                return_details: bool,
+                interval: Optional[float] = None) -> Union[List[float], Prediction]: ...
 
     def predict(self, device: str, space: str, archs: Iterable[ArchLike],
-                return_details: bool = False) -> Union[List[float], Prediction]:
+                return_details: bool = False,
+                interval: Optional[float] = None) -> Union[List[float], Prediction]:
         """Predicted latency_ms of each architecture, in order.
 
         Any number of architectures: batches over the server's limit are split and sent
@@ -366,7 +382,13 @@ class Client:
         An empty list gives an empty result without a call (details: version 0, state
         UNSPECIFIED). With return_details, a Prediction that also has model_version,
         zero_shot and state.
+
+        interval: a share of latencies in (0, 1) (0.8: the 10th to 90th percentile) to
+        ask for bounds too; the Prediction of return_details then has lower_ms and
+        upper_ms, empty when the device's model has no interval (zero-shot, a source
+        device, fewer than 3 samples). predict_interval() is the short way.
         """
+        share = 0.0 if interval is None else _coverage(interval, "interval")
         strings = self._archs(space, archs)
         if not strings:
             empty = Prediction(latency_ms=[], model_version=0, zero_shot=False,
@@ -374,14 +396,37 @@ class Client:
             return empty if return_details else []
         limit = self.max_batch()
         try:
-            result = self._predict(device, space, strings, limit)
+            result = self._predict(device, space, strings, limit, share)
         except ResourceExhausted:
             # The server may have restarted with a smaller --max-batch: split again.
             smaller = self.max_batch(refresh=True)
             if smaller >= limit:
                 raise
-            result = self._predict(device, space, strings, smaller)
+            result = self._predict(device, space, strings, smaller, share)
         return result if return_details else result.latency_ms
+
+    def predict_interval(self, device: str, space: str, archs: Iterable[ArchLike],
+                         coverage: float = 0.8) -> List[Tuple[float, float, float]]:
+        """(latency_ms, lower_ms, upper_ms) of each architecture, in order.
+
+        The bounds hold ``coverage`` of the device's latencies (0.8: its 10th and 90th
+        percentiles; see the proto's PredictLatencyResponse): the log latency is the
+        prediction plus s * T, s the spread of the model's leave-one-out log errors
+        (FitStats.loo_log_sd) and T Student's t with samples - 1 degrees of freedom.
+        Rough below 10 samples. Raises NoInterval (a FailedPrecondition) when the
+        device's model has none: zero-shot, a source device, or fewer than 3 samples.
+        Batching as predict(); an empty list gives [] without a call.
+        """
+        result = self.predict(device, space, archs, return_details=True,
+                              interval=_coverage(coverage, "coverage"))
+        if not result.latency_ms:
+            return []
+        if not result.lower_ms:
+            raise NoInterval(
+                f"no interval for {device}/{space}: its model ({result.state}, version "
+                f"{result.model_version}) has no leave-one-out errors to size one; it needs "
+                "at least 3 samples and AdaptDevice (zero-shot and source devices have none)")
+        return list(zip(result.latency_ms, result.lower_ms, result.upper_ms))
 
     def _chunks(self, strings: List[str], limit: int) -> List[Tuple[int, int]]:
         """[start, end) ranges of at most limit items and _MAX_REQUEST_BYTES bytes."""
@@ -395,25 +440,37 @@ class Client:
         chunks.append((start, len(strings)))
         return chunks
 
-    def _predict(self, device: str, space: str, strings: List[str], limit: int) -> Prediction:
+    def _predict(self, device: str, space: str, strings: List[str], limit: int,
+                 interval: float) -> Prediction:
         chunks = self._chunks(strings, limit)
-        answers = self._predict_chunks(device, space, strings, chunks)
+        answers = self._predict_chunks(device, space, strings, chunks, interval)
         for _ in range(_VERSION_RETRIES):
             newest = max(a.model_version for a in answers.values())
             stale = [c for c, a in answers.items() if a.model_version != newest]
             if not stale:
                 break
-            answers.update(self._predict_chunks(device, space, strings, stale))
+            answers.update(self._predict_chunks(device, space, strings, stale, interval))
         latency: List[float] = []
+        lower: List[float] = []
+        upper: List[float] = []
         for chunk in chunks:
             latency.extend(answers[chunk].latency_ms)
+            lower.extend(answers[chunk].lower_ms)
+            upper.extend(answers[chunk].upper_ms)
+        # One model answered every chunk (unless it changed more often than the retries),
+        # and a model has bounds for every architecture or for none.
+        if lower and (len(lower) != len(latency) or len(upper) != len(latency)):
+            raise LatpredError("the server gave bounds for some chunks of a prediction and "
+                               "not for others")
         newest = max(a.model_version for a in answers.values())
         final = next(a for a in answers.values() if a.model_version == newest)
         return Prediction(latency_ms=latency, model_version=final.model_version,
-                          zero_shot=final.zero_shot, state=_model_state(final.state))
+                          zero_shot=final.zero_shot, state=_model_state(final.state),
+                          lower_ms=lower, upper_ms=upper)
 
     def _predict_chunks(self, device: str, space: str, strings: List[str],
-                        chunks: List[Tuple[int, int]]) -> Dict[Tuple[int, int], Any]:
+                        chunks: List[Tuple[int, int]],
+                        interval: float) -> Dict[Tuple[int, int], Any]:
         """PredictLatency per chunk, at most _WINDOW in flight; errors name whole-list items."""
         answers: Dict[Tuple[int, int], Any] = {}
         pending: Deque[Tuple[Tuple[int, int], Any]] = collections.deque()
@@ -428,14 +485,21 @@ class Client:
                 details = e.details() if hasattr(e, "details") else None
                 raise error_from_rpc(
                     e, _offset_message(details, chunk[0]) if details else None) from None
-            if len(answer.latency_ms) != chunk[1] - chunk[0]:
+            size = chunk[1] - chunk[0]
+            if len(answer.latency_ms) != size:
                 raise LatpredError(f"server answered {len(answer.latency_ms)} latencies for "
-                                   f"{chunk[1] - chunk[0]} architectures")
+                                   f"{size} architectures")
+            if (answer.lower_ms or answer.upper_ms) and (len(answer.lower_ms) != size
+                                                         or len(answer.upper_ms) != size):
+                raise LatpredError(f"server answered {len(answer.lower_ms)} lower and "
+                                   f"{len(answer.upper_ms)} upper bounds for {size} "
+                                   "architectures")
             answers[chunk] = answer
 
         for chunk in chunks:
             request = latpred_pb2.PredictLatencyRequest(device=device, space=space,
-                                                        archs=strings[chunk[0]:chunk[1]])
+                                                        archs=strings[chunk[0]:chunk[1]],
+                                                        interval=interval)
             pending.append((chunk, self._stub.PredictLatency.future(
                 request, timeout=self.timeout, metadata=self._metadata)))
             if len(pending) >= _WINDOW:

@@ -95,6 +95,9 @@ class FitStats:
     #: Samples left out of the fit as likely measurement glitches (architecture
     #: strings): measure them again.
     set_aside: tuple[str, ...] = ()
+    #: Robust spread of the leave-one-out log errors (1.4826 times their median absolute
+    #: value): the scale of ``Client.predict_interval``. 0 below 3 samples.
+    loo_log_sd: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,11 @@ class Prediction(Sequence[float]):
     #: True when the device has no adapted model: descriptor and prior alone.
     zero_shot: bool
     state: ModelState
+    #: With ``predict(..., interval=share)``: the bounds per architecture that hold that
+    #: share of latencies. Empty when no interval was asked for or the model has none
+    #: (zero-shot, a source device, fewer than 3 samples).
+    lower_ms: List[float] = field(default_factory=list)
+    upper_ms: List[float] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.latency_ms)

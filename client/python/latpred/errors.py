@@ -13,6 +13,9 @@ InvalidArgument    INVALID_ARGUMENT                 malformed input; the message
 NotFound           NOT_FOUND                        unknown device
 FailedPrecondition FAILED_PRECONDITION              nothing to predict with yet,
                                                     read-only source device
+NoInterval         FAILED_PRECONDITION              predict_interval on a model
+                                                    without one (raised by the
+                                                    client)
 ResourceExhausted  RESOURCE_EXHAUSTED               over a configured server limit
 Unavailable        UNAVAILABLE                      server starting, shutting down
                                                     or unreachable
@@ -37,6 +40,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "FailedPrecondition",
+    "NoInterval",
     "ResourceExhausted",
     "Unavailable",
     "Unauthenticated",
@@ -78,6 +82,11 @@ class FailedPrecondition(LatpredError):
     """The call cannot be served in the current state (e.g. no model for the device yet)."""
 
     default_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class NoInterval(FailedPrecondition):
+    """``Client.predict_interval`` on a device whose model has no interval: zero-shot, a
+    source device, or fewer than 3 samples (the server answered the latencies alone)."""
 
 
 class ResourceExhausted(LatpredError):
