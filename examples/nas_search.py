@@ -12,6 +12,16 @@ client). A child over --budget-ms is discarded; a feasible child joins the popul
 and the oldest member leaves. The initial population is drawn at random among feasible
 architectures.
 
+--p-under-budget P (0.5 < P < 1) makes feasibility a probability: an architecture is
+feasible only when its latency stays under --budget-ms with probability at least P.
+latpred's predictive interval with coverage 2P - 1 (Client.predict_interval) reaches
+from the (1 - P) to the P quantile of the latency, so that holds exactly when the
+interval's upper bound is at most the budget (P = 0.9: the upper bound of the 80%
+interval). The interval comes from the leave-one-out errors of the device's adapted
+model; a device without one (a source device, zero-shot, fewer than 3 samples) stops
+the search with a message. Without the flag the prediction itself, the median, must
+be under the budget.
+
 Objective (maximised), instead of a trained network's accuracy:
   * default: the parameter count of the network, computed analytically from the
     NAS-Bench-201 spec (docs/search-spaces.md): stem, 3 stages of 5 cells at C = 16, 32,
@@ -86,27 +96,40 @@ class Member(NamedTuple):
     ops: Ops
     fitness: float
     latency_ms: float
+    #: What must be under the budget: latency_ms, or with --p-under-budget P its P quantile.
+    checked_ms: float
 
 
 class Predictor:
-    """latpred predictions with a cache; counts what the server was asked."""
+    """latpred predictions with a cache; counts what the server was asked.
 
-    def __init__(self, client: "latpred.Client", device: str) -> None:
-        self.client, self.device = client, device
-        self.cache: Dict[str, float] = {}
+    Each architecture gets (predicted ms, ms the budget is checked against): the
+    prediction itself, or with p_under_budget the upper bound of the interval of
+    coverage 2 * p_under_budget - 1, the latency's p_under_budget quantile.
+    """
+
+    def __init__(self, client: "latpred.Client", device: str,
+                 p_under_budget: Optional[float] = None) -> None:
+        self.client, self.device, self.p_under_budget = client, device, p_under_budget
+        self.cache: Dict[str, Tuple[float, float]] = {}
         self.predicted = 0
         self.calls = 0
         self.seconds = 0.0
 
-    def __call__(self, archs: Sequence[str]) -> List[float]:
+    def __call__(self, archs: Sequence[str]) -> List[Tuple[float, float]]:
         unseen = list(dict.fromkeys(a for a in archs if a not in self.cache))
         if unseen:
             start = time.perf_counter()
-            latencies = self.client.predict(self.device, "nb201", unseen)
+            if self.p_under_budget is None:
+                answers = [(ms, ms) for ms in self.client.predict(self.device, "nb201", unseen)]
+            else:
+                coverage = 2 * self.p_under_budget - 1
+                answers = [(ms, upper) for ms, _, upper in self.client.predict_interval(
+                    self.device, "nb201", unseen, coverage=coverage)]
             self.seconds += time.perf_counter() - start
             self.predicted += len(unseen)
             self.calls += 1
-            self.cache.update(zip(unseen, latencies))
+            self.cache.update(zip(unseen, answers))
         return [self.cache[a] for a in archs]
 
 
@@ -151,6 +174,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--device", default="pixel2", help="device to search for")
     parser.add_argument("--budget-ms", type=float, default=15.0,
                         help="latency budget in ms (predicted)")
+    parser.add_argument("--p-under-budget", type=float, metavar="P",
+                        help="feasible only when the latency stays under --budget-ms with "
+                             "probability >= P (0.5 < P < 1): the upper bound of latpred's "
+                             "interval of coverage 2P-1 (P = 0.9: the 80%% interval) must be "
+                             "<= the budget; needs a device whose adapted model has an "
+                             "interval (3 or more samples). Default: the prediction (the "
+                             "median) must be <= the budget")
     parser.add_argument("--population", type=int, default=50)
     parser.add_argument("--sample-size", type=int, default=10, help="tournament size")
     parser.add_argument("--children", type=int, default=25, help="children per cycle")
@@ -169,6 +199,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("need --population >= 2 and 1 <= --sample-size <= --population")
     if args.cycles < 0 or args.children < 1 or not args.budget_ms > 0:
         parser.error("need --cycles >= 0, --children >= 1 and --budget-ms > 0")
+    if args.p_under_budget is not None and not 0.5 < args.p_under_budget < 1:
+        parser.error("need 0.5 < --p-under-budget < 1 (0.9: the upper bound of the 80% "
+                     "interval must be under the budget)")
 
     rng = random.Random(args.seed)
     help_csv = args.data_dir / "help" / "nb201_latency.csv"
@@ -197,6 +230,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         try:
             return search(args, rng, client, objective, objective_name, unit, arch_index,
                           measured, measured_source)
+        except latpred.NoInterval as e:
+            print(f"nas_search.py: --p-under-budget needs a predictive interval and latpred "
+                  f"has none for {args.device}: {e.message}", file=sys.stderr)
+            return 1
         except latpred.LatpredError as e:
             print(f"nas_search.py: {type(e).__name__}: {e.message}", file=sys.stderr)
             return 1
@@ -212,10 +249,14 @@ def search(args: argparse.Namespace, rng: random.Random, client: "latpred.Client
           f"budget {args.budget_ms:g} ms, population {args.population}, "
           f"{args.cycles} cycles of {args.children} children, seed {args.seed}")
     print(f"objective: {objective_name}")
-    predict = Predictor(client, args.device)
+    p = args.p_under_budget
+    if p is not None:
+        print(f"feasible: P(latency <= {args.budget_ms:g} ms) >= {p:g}, i.e. the upper bound "
+              f"of the {100 * (2 * p - 1):g}% interval <= {args.budget_ms:g} ms")
+    predict = Predictor(client, args.device, p)
 
-    def member(ops: Ops, latency: float) -> Member:
-        return Member(ops, objective(ops), latency)
+    def member(ops: Ops, predicted: Tuple[float, float]) -> Member:
+        return Member(ops, objective(ops), *predicted)
 
     def better(a: Member, b: Optional[Member]) -> bool:
         return b is None or (a.fitness, -a.latency_ms) > (b.fitness, -b.latency_ms)
@@ -227,13 +268,14 @@ def search(args: argparse.Namespace, rng: random.Random, client: "latpred.Client
         if len(population) >= args.population:
             break
         batch = [tuple(rng.choice(OPS) for _ in EDGES) for _ in range(2 * args.population)]
-        for ops, latency in zip(batch, predict([latpred.nb201_string(o) for o in batch])):
-            if latency <= args.budget_ms and len(population) < args.population:
-                population.append(member(ops, latency))
+        for ops, predicted in zip(batch, predict([latpred.nb201_string(o) for o in batch])):
+            if predicted[1] <= args.budget_ms and len(population) < args.population:
+                population.append(member(ops, predicted))
                 best = population[-1] if better(population[-1], best) else best
     if len(population) < args.population or best is None:
         print(f"nas_search.py: found only {len(population)} architectures under "
-              f"{args.budget_ms:g} ms; raise --budget-ms", file=sys.stderr)
+              f"{args.budget_ms:g} ms" + (f" with probability {p:g}" if p is not None else "")
+              + "; raise --budget-ms", file=sys.stderr)
         return 1
 
     for cycle in range(1, args.cycles + 1):
@@ -245,9 +287,10 @@ def search(args: argparse.Namespace, rng: random.Random, client: "latpred.Client
             edge = rng.randrange(len(EDGES))
             mutant[edge] = rng.choice([op for op in OPS if op != mutant[edge]])
             children.append(tuple(mutant))
-        for ops, latency in zip(children, predict([latpred.nb201_string(c) for c in children])):
-            if latency <= args.budget_ms:
-                population.append(member(ops, latency))
+        for ops, predicted in zip(children,
+                                  predict([latpred.nb201_string(c) for c in children])):
+            if predicted[1] <= args.budget_ms:
+                population.append(member(ops, predicted))
                 population.popleft()
                 best = population[-1] if better(population[-1], best) else best
         if cycle % 10 == 0 or cycle == args.cycles:
@@ -260,6 +303,9 @@ def search(args: argparse.Namespace, rng: random.Random, client: "latpred.Client
     print(f"nas-bench-201 index: {index if index is not None else 'unknown'}")
     print(f"objective: {best.fitness:g}{unit}")
     print(f"predicted latency: {best.latency_ms:.3f} ms (budget {args.budget_ms:g} ms)")
+    if p is not None:
+        print(f"latency quantile {p:g}: {best.checked_ms:.3f} ms (upper bound of the "
+              f"{100 * (2 * p - 1):g}% interval; budget {args.budget_ms:g} ms)")
     if arch in measured:
         try:
             where = measured_source.relative_to(args.data_dir.parent)

@@ -86,6 +86,37 @@ def test_example_accuracy_csv_and_eagle_device(server: Server, tmp_path: Path) -
         assert out["measured latency"].startswith("n/a")
 
 
+def test_example_p_under_budget(server: Server, client: latpred.Client) -> None:
+    """--p-under-budget 0.9: the best architecture's 80% interval ends under the budget."""
+    rows = list(measured_pixel2().items())[::700][:20]
+    client.register("py-nas-interval")
+    client.submit("py-nas-interval", "nb201", rows)
+    assert client.adapt("py-nas-interval", "nb201").fit.loo_log_sd > 0
+    done = run_example(server, "--device", "py-nas-interval", "--budget-ms", "14",
+                       "--p-under-budget", "0.9", "--population", "20", "--sample-size", "5",
+                       "--children", "10", "--cycles", "10", "--seed", "7")
+    assert done.returncode == 0, done.stderr
+    assert ("feasible: P(latency <= 14 ms) >= 0.9, i.e. the upper bound of the 80% interval "
+            "<= 14 ms") in done.stdout.splitlines()
+    out = parse(done.stdout)
+    predicted = re.fullmatch(r"([0-9.]+) ms \(budget 14 ms\)", out["predicted latency"])
+    quantile = re.fullmatch(r"([0-9.]+) ms \(upper bound of the 80% interval; budget 14 ms\)",
+                            out["latency quantile 0.9"])
+    assert predicted and quantile
+    assert float(predicted.group(1)) < float(quantile.group(1)) <= 14
+    [(_, _, upper)] = client.predict_interval("py-nas-interval", "nb201",
+                                              [out["best architecture"]], coverage=0.8)
+    assert float(quantile.group(1)) == pytest.approx(upper, abs=5e-4)
+
+    # A source device has no interval: the search stops and says why.
+    done = run_example(server, "--device", "pixel2", "--p-under-budget", "0.9", "--cycles", "1")
+    assert done.returncode == 1
+    assert "--p-under-budget needs a predictive interval" in done.stderr
+    assert "no interval for pixel2/nb201" in done.stderr
+    done = run_example(server, "--p-under-budget", "0.5")
+    assert done.returncode == 2 and "0.5 < --p-under-budget < 1" in done.stderr
+
+
 def test_example_reports_errors(server: Server) -> None:
     done = run_example(server, "--device", "no-such-device", "--cycles", "1")
     assert done.returncode == 1
