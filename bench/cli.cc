@@ -77,7 +77,7 @@ flags (--a-b and --a_b are the same flag):
                           summarised per split against the best baseline and written to
                           generalization.csv as well
   --tasks ND,NA,...|all   tasks to run (default all 12), or split names under
-                          --protocol general (default all 20)
+                          --protocol general (default all 22)
   --k 3,5,10,20           target samples
   --trials 3              trials (seeds seed .. seed+trials-1)
   --seed 1                first seed

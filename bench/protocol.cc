@@ -72,6 +72,8 @@ std::vector<std::string> GeneralSplitNames() {
   std::vector<std::string> names = {kHelpFromLatBench, kLatBenchFromHelp};
   for (const DeviceFamily& f : DeviceFamilies()) names.push_back(f.nb201_split);
   for (const DeviceFamily& f : DeviceFamilies()) names.push_back(f.fbnet_split);
+  names.push_back(kAllGpus);
+  names.push_back(kAllGpusFbnet);
   return names;
 }
 
@@ -102,6 +104,20 @@ std::vector<TaskSpec> GeneralSplits(const CollectionDevices& devices) {
   for (size_t f = 0; f < families.size(); ++f) {
     leave_out(families[f].fbnet_split, "fbnet", devices.help_fbnet, static_cast<int>(f));
   }
+  const auto all_gpus = [&splits](const std::string& name, const std::string& space,
+                                  const std::vector<std::string>& all) {
+    TaskSpec split{name, space, {}, {}, std::nullopt};
+    for (const std::string& d : all) {
+      bool gpu = false;
+      for (int f : MatchingFamilies(d)) {
+        gpu |= absl::StartsWith(DeviceFamilies()[f].nb201_split, "gpu-");
+      }
+      (gpu ? split.targets : split.sources).push_back(d);
+    }
+    if (!split.targets.empty() && !split.sources.empty()) splits.push_back(std::move(split));
+  };
+  all_gpus(kAllGpus, "nb201", nb201);
+  all_gpus(kAllGpusFbnet, "fbnet", devices.help_fbnet);
   return splits;
 }
 

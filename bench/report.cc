@@ -500,6 +500,14 @@ absl::Status WriteReport(const AccuracyReport& report, const std::string& dir) {
       {"accuracy.json", ReportJson(report)},
       {"accuracy.svg", ReportSvg(report)},
   };
+  if (!report.ablations.empty()) {
+    std::string csv = "task,trial,target,k,part_left_out,spearman\n";
+    for (const AblationResult& a : report.ablations) {
+      absl::StrAppend(&csv, CsvField(a.task), ",", a.trial, ",", CsvField(a.target), ",", a.k,
+                      ",", a.part, ",", CsvNum(a.spearman), "\n");
+    }
+    files.emplace_back("ablation.csv", csv);
+  }
   if (report.options.protocol == Protocol::kGeneral) {
     files.emplace_back("generalization.csv",
                        GeneralizationCsv(SummarizeGeneral(report.results, report.tasks,

@@ -91,7 +91,7 @@ TEST(BenchProtocolTest, SplitsLeaveEachFamilyOutOfEveryOtherDevice) {
   std::vector<std::string> names;
   for (const TaskSpec& t : splits) names.push_back(t.name);
   EXPECT_EQ(names, GeneralSplitNames());
-  ASSERT_EQ(splits.size(), 20u);
+  ASSERT_EQ(splits.size(), 22u);
 
   const TaskSpec* xc = FindSplit(splits, kHelpFromLatBench);
   ASSERT_NE(xc, nullptr);
@@ -113,7 +113,8 @@ TEST(BenchProtocolTest, SplitsLeaveEachFamilyOutOfEveryOtherDevice) {
     std::multiset<std::string> targets;
     int family_splits = 0;
     for (const TaskSpec& t : splits) {
-      if (t.space != space || t.name == kHelpFromLatBench || t.name == kLatBenchFromHelp) {
+      if (t.space != space || t.name == kHelpFromLatBench || t.name == kLatBenchFromHelp ||
+          t.name == kAllGpus || t.name == kAllGpusFbnet) {
         continue;
       }
       SCOPED_TRACE(t.name);
@@ -157,12 +158,16 @@ TEST(BenchProtocolTest, SplitsLeaveEachFamilyOutOfEveryOtherDevice) {
             (std::set<std::string>{"titan_rtx_1", "titan_rtx_32", "titan_rtx_64"}));
   EXPECT_EQ(targets("f-accel"), (std::set<std::string>{"eyeriss", "fpga"}));
   EXPECT_EQ(targets("f-raspi4"), (std::set<std::string>{"raspi4"}));
+  // Every desktop GPU: HELP's 15 configurations and LatBench's two 1080 Ti columns.
+  EXPECT_EQ(targets("gpus").size(), 17u);
+  EXPECT_EQ(targets("f-gpus").size(), 15u);
+  EXPECT_EQ(targets("gpus").count("embedded_gpu_jetson_nano_fp16"), 0u);
 
   // Without LatBench's table there is no cross-collection split.
   CollectionDevices help_only = d;
   help_only.eagle_nb201.clear();
   const std::vector<TaskSpec> fewer = GeneralSplits(help_only);
-  EXPECT_EQ(fewer.size(), 18u);
+  EXPECT_EQ(fewer.size(), 20u);
   EXPECT_EQ(fewer.front().name, "gpu-1080ti");
 }
 

@@ -49,6 +49,10 @@ struct CollectionDevices {
 // Names of the cross-collection splits.
 inline constexpr char kHelpFromLatBench[] = "xc-help<-lb";
 inline constexpr char kLatBenchFromHelp[] = "xc-lb<-help";
+// Every desktop GPU at once (the families whose split names start with "gpu-"), per
+// space: a target whose whole kind of hardware no source shares.
+inline constexpr char kAllGpus[] = "gpus";
+inline constexpr char kAllGpusFbnet[] = "f-gpus";
 
 // Every split name, in order, whatever the data holds.
 std::vector<std::string> GeneralSplitNames();

@@ -41,7 +41,8 @@ std::string ReportJson(const AccuracyReport& report);
 std::string ReportSvg(const AccuracyReport& report);
 
 // Writes accuracy.csv, accuracy_targets.csv, accuracy.json and accuracy.svg to dir
-// (created if missing), and generalization.csv under the general protocol.
+// (created if missing), generalization.csv under the general protocol, and ablation.csv
+// (latpred's Spearman per target with each part left out) with --ablate.
 absl::Status WriteReport(const AccuracyReport& report, const std::string& dir);
 
 }  // namespace latpred::bench
