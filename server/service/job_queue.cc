@@ -17,29 +17,35 @@ constexpr int kJobNiceness = 19;
 
 namespace latpred::service {
 
-JobQueue::JobQueue() : thread_([this] { Run(); }) {}
+JobQueue::JobQueue() {
+  for (int lane = 0; lane < kLanes; ++lane) {
+    threads_[lane] = std::thread([this, lane] { Run(lane); });
+  }
+}
 
 JobQueue::~JobQueue() {
   {
     absl::MutexLock lock(&mu_);
     stopping_ = true;
   }
-  thread_.join();
+  for (std::thread& thread : threads_) thread.join();
 }
 
-bool JobQueue::Post(std::function<void()> job) {
+bool JobQueue::Post(std::function<void()> job, JobLane lane) {
   absl::MutexLock lock(&mu_);
   if (stopping_) return false;
-  jobs_.push_back(std::move(job));
+  lanes_[static_cast<int>(lane)].jobs.push_back(std::move(job));
   return true;
 }
 
 int JobQueue::pending() const {
   absl::MutexLock lock(&mu_);
-  return static_cast<int>(jobs_.size()) + running_;
+  int n = 0;
+  for (const Lane& lane : lanes_) n += static_cast<int>(lane.jobs.size()) + lane.running;
+  return n;
 }
 
-void JobQueue::Run() {
+void JobQueue::Run(int index) {
   // Background work yields the CPU to the RPC threads: on a small machine an adaptation
   // must not push PredictLatency's tail latency up.
   // SCHED_IDLE: a woken RPC thread always preempts it; if the kernel refuses, the
@@ -48,23 +54,28 @@ void JobQueue::Run() {
   if (pthread_setschedparam(pthread_self(), SCHED_IDLE, &idle) != 0) {
     setpriority(PRIO_PROCESS, static_cast<id_t>(syscall(SYS_gettid)), kJobNiceness);
   }
+  struct Ready {
+    JobQueue* queue;
+    int index;
+    bool operator()() const ABSL_EXCLUSIVE_LOCKS_REQUIRED(queue->mu_) {
+      return queue->stopping_ || !queue->lanes_[index].jobs.empty();
+    }
+  };
+  const Ready ready{this, index};
   for (;;) {
     std::function<void()> job;
     {
       absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](JobQueue* q) ABSL_EXCLUSIVE_LOCKS_REQUIRED(q->mu_) {
-            return q->stopping_ || !q->jobs_.empty();
-          },
-          this));
-      if (jobs_.empty()) return;  // stopping and drained
-      job = std::move(jobs_.front());
-      jobs_.pop_front();
-      ++running_;
+      mu_.Await(absl::Condition(&ready));
+      Lane& lane = lanes_[index];
+      if (lane.jobs.empty()) return;  // stopping and drained
+      job = std::move(lane.jobs.front());
+      lane.jobs.pop_front();
+      ++lane.running;
     }
     job();
     absl::MutexLock lock(&mu_);
-    --running_;
+    --lanes_[index].running;
   }
 }
 

@@ -1,10 +1,11 @@
-// Unit tests of the service's building blocks: status conversion, the job queue, the
-// model registry's atomic swaps, the head entries PredictLatency reads and the pool
-// that recycles its messages.
+// Unit tests of the service's building blocks: status conversion, the job queue and its
+// lanes, the model registry's atomic swaps, the head entries PredictLatency reads and the
+// pool that recycles its messages.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <thread>
+#include <vector>
 
 #include "absl/strings/match.h"
 #include "absl/synchronization/notification.h"
@@ -54,6 +55,45 @@ TEST(JobQueueTest, DestructorFinishesQueuedJobs) {
     for (int i = 0; i < 100; ++i) queue.Post([&] { ++ran; });
   }
   EXPECT_EQ(ran.load(), 100);
+}
+
+// A long job holds its lane; short jobs run meanwhile on theirs, in order, and the long
+// lane's next job waits for the long one.
+TEST(JobQueueTest, ShortJobsRunWhileALongOneHoldsItsLane) {
+  absl::Notification release_long, long_started, short_done, after_long_done;
+  std::vector<int> order;  // written by the short lane only
+  bool next_saw_it_finish = false;
+  std::atomic<bool> long_finished{false};
+  {
+    JobQueue queue;
+    // Released however the test ends: the queue's destructor waits for the long job.
+    struct Release {
+      absl::Notification* release;
+      ~Release() {
+        if (!release->HasBeenNotified()) release->Notify();
+      }
+    } release{&release_long};
+    ASSERT_TRUE(queue.Post(
+        [&] {
+          long_started.Notify();
+          release_long.WaitForNotification();
+          long_finished = true;
+        },
+        JobLane::kLong));
+    ASSERT_TRUE(queue.Post([&] { next_saw_it_finish = long_finished.load(); }, JobLane::kLong));
+    ASSERT_TRUE(queue.Post([&] { after_long_done.Notify(); }, JobLane::kLong));
+    long_started.WaitForNotification();
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(queue.Post([&, i] { order.push_back(i); }));
+    ASSERT_TRUE(queue.Post([&] { short_done.Notify(); }, JobLane::kShort));
+    // Never, were the short jobs behind the long one (minutes: a busy machine is slow).
+    ASSERT_TRUE(short_done.WaitForNotificationWithTimeout(absl::Minutes(5)));
+    EXPECT_FALSE(long_finished.load());
+    EXPECT_GE(queue.pending(), 3);  // the long job running, two behind it
+    release_long.Notify();
+    after_long_done.WaitForNotification();
+  }
+  EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
+  EXPECT_TRUE(next_saw_it_finish);
 }
 
 TEST(ModelRegistryTest, ReadersKeepTheHeadTheyTookWhileAWriterSwapsIt) {
