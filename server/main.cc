@@ -46,6 +46,25 @@ ABSL_FLAG(int, sync_interval_ms, 1000,
           "how often to poll the store for models and devices that other replicas "
           "(servers on the same PostgreSQL database) stored; 0: never");
 ABSL_FLAG(int, max_batch, 16384, "largest PredictLatency / SubmitSamples batch accepted");
+// The limits' defaults are Limits' (server.h); over a limit a request is
+// RESOURCE_EXHAUSTED naming it and stores nothing.
+ABSL_FLAG(int64_t, max_samples_per_device, latpred::service::Limits().max_samples_per_device,
+          "most samples one device may hold in one space; a SubmitSamples batch that would "
+          "pass it is refused whole (with `partial` too), a sample that replaces a stored "
+          "one's architecture adds none");
+ABSL_FLAG(int, max_labels, latpred::service::Limits().max_labels,
+          "most labels RegisterDevice accepts for one device");
+ABSL_FLAG(int, max_label_length, latpred::service::Limits().max_label_length,
+          "most bytes of a label's key, and of its value");
+ABSL_FLAG(int, max_features, latpred::service::Limits().max_features,
+          "most descriptor features RegisterDevice accepts for one device");
+ABSL_FLAG(int, max_fit_samples, latpred::service::Limits().max_fit_samples,
+          "most samples one AdaptDevice fit uses (a fit's time grows with its samples); a "
+          "device with more is fit on a uniform subset fixed by a hash of each "
+          "architecture: the same on every replica and run, and one more sample changes it "
+          "by at most one (not the most recent samples: the store keeps no submission "
+          "times, and the last SuggestSamples rounds cluster where the model was least "
+          "sure); FitStats.samples says how many a fit used");
 ABSL_FLAG(int, threads, 0, "threads for training and inference (0: all cores)");
 ABSL_FLAG(int, epochs, 40, "training epochs of the base models");
 ABSL_FLAG(uint64_t, seed, 1, "random seed for training");
@@ -123,6 +142,11 @@ int main(int argc, char** argv) {
     options.exclude_devices.insert(std::string(d));
   }
   options.max_batch = absl::GetFlag(FLAGS_max_batch);
+  options.limits.max_samples_per_device = absl::GetFlag(FLAGS_max_samples_per_device);
+  options.limits.max_labels = absl::GetFlag(FLAGS_max_labels);
+  options.limits.max_label_length = absl::GetFlag(FLAGS_max_label_length);
+  options.limits.max_features = absl::GetFlag(FLAGS_max_features);
+  options.limits.max_fit_samples = absl::GetFlag(FLAGS_max_fit_samples);
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);

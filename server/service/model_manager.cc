@@ -1,9 +1,12 @@
 #include "model_manager.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <unordered_map>
+#include <utility>
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
@@ -41,11 +44,49 @@ std::string FitJson(const predictor::FitStats& fit) {
       static_cast<int>(fit.set_aside.size()));
 }
 
+// FNV-1a of s, then splitmix64's finaliser: fixed across builds, runs and machines
+// (unlike std::hash and absl::Hash), and well mixed in every bit.
+uint64_t StableHash(const std::string& s) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  for (const char c : s) {
+    h ^= static_cast<unsigned char>(c);
+    h *= 0x100000001b3ULL;
+  }
+  h ^= h >> 30;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  h ^= h >> 27;
+  h *= 0x94d049bb133111ebULL;
+  h ^= h >> 31;
+  return h;
+}
+
 }  // namespace
 
+std::vector<store::Sample> SelectFitSamples(std::vector<store::Sample> samples, int max) {
+  if (max < 0 || samples.size() <= static_cast<size_t>(max)) return samples;
+  std::vector<std::pair<uint64_t, size_t>> keys;
+  keys.reserve(samples.size());
+  for (size_t i = 0; i < samples.size(); ++i) keys.emplace_back(StableHash(samples[i].arch), i);
+  // Ties (two architectures with one hash) go to the earlier sample: still deterministic.
+  std::nth_element(keys.begin(), keys.begin() + max, keys.end());
+  std::vector<size_t> chosen;
+  chosen.reserve(static_cast<size_t>(max));
+  for (int i = 0; i < max; ++i) chosen.push_back(keys[static_cast<size_t>(i)].second);
+  std::sort(chosen.begin(), chosen.end());
+  std::vector<store::Sample> out;
+  out.reserve(chosen.size());
+  for (const size_t i : chosen) out.push_back(std::move(samples[i]));
+  return out;
+}
+
 ModelManager::ModelManager(store::Store* store, ModelRegistry* registry,
-                           metrics::Metrics* metrics, std::function<void(const std::string&)> log)
-    : store_(store), registry_(registry), metrics_(metrics), log_(std::move(log)) {}
+                           metrics::Metrics* metrics, std::function<void(const std::string&)> log,
+                           int max_fit_samples)
+    : store_(store),
+      registry_(registry),
+      metrics_(metrics),
+      log_(std::move(log)),
+      max_fit_samples_(max_fit_samples) {}
 
 absl::Status ModelManager::LoadOrTrainBase(const std::string& space_name,
                                            const predictor::TrainOptions& options) {
@@ -222,6 +263,9 @@ absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Fit(const std::st
         absl::StrCat("device '", device, "' has no ", space,
                      " samples to adapt on: submit some first (SuggestSamples says which)"));
   }
+  // A fit's time grows faster than its samples: past max_fit_samples_, a subset.
+  const size_t stored = samples.size();
+  samples = SelectFitSamples(std::move(samples), max_fit_samples_);
   ASSIGN_OR_RETURN(std::vector<predictor::Observation> obs,
                    ToObservations(base.model->space(), samples));
   ASSIGN_OR_RETURN(predictor::DeviceHead head, base.model->Adapt(obs));
@@ -236,9 +280,11 @@ absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Fit(const std::st
       MakeHeadEntry(base, std::move(head), version, v1::MODEL_STATE_ADAPTED);
   registry_->SetHead(device, space, entry);
   if (metrics_ != nullptr) metrics_->ObserveAdaptation(entry->head.fit.seconds);
-  log_(absl::StrFormat("%s: adapted %s head v%d from %d samples (fit spearman %.3f, LOO MAPE %.1f%%)",
-                       device, space, version, entry->head.fit.samples,
-                       entry->head.fit.fit_spearman, entry->head.fit.loo_mape));
+  log_(absl::StrFormat(
+      "%s: adapted %s head v%d from %d samples%s (fit spearman %.3f, LOO MAPE %.1f%%)", device,
+      space, version, entry->head.fit.samples,
+      stored > samples.size() ? absl::StrCat(" of ", stored, " (--max-fit-samples)") : "",
+      entry->head.fit.fit_spearman, entry->head.fit.loo_mape));
   return std::shared_ptr<const HeadEntry>(entry);
 }
 

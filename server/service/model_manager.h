@@ -32,11 +32,23 @@ absl::Status ImportBundled(store::Store& store, const std::string& dir,
 inline constexpr double kMinReferenceLatencyMs = 1e-6;
 inline constexpr double kMaxReferenceLatencyMs = 1e7;
 
+// The samples a fit uses when a device holds more than max: the max whose architectures
+// have the smallest values of a fixed 64-bit hash of their canonical string, in the
+// order given. A uniform random subset that is the same on every replica and run, and
+// that a new sample changes by at most one; the store keeps no submission times, and
+// the most recent samples would all come from the last rounds of SuggestSamples, which
+// cluster where the model was least sure. All of them when there are at most max.
+std::vector<store::Sample> SelectFitSamples(std::vector<store::Sample> samples, int max);
+
+inline constexpr int kDefaultMaxFitSamples = 2000;
+
 class ModelManager {
  public:
-  // metrics may be null.
+  // metrics may be null. A fit uses at most max_fit_samples of a device's samples
+  // (SelectFitSamples).
   ModelManager(store::Store* store, ModelRegistry* registry, metrics::Metrics* metrics,
-               std::function<void(const std::string&)> log);
+               std::function<void(const std::string&)> log,
+               int max_fit_samples = kDefaultMaxFitSamples);
 
   // Loads the newest stored base model of the space, or trains one on the source
   // devices' samples and stores it.
@@ -47,8 +59,9 @@ class ModelManager {
   // heads from descriptors.
   absl::Status LoadHeads(const std::string& space);
 
-  // Fits the device's head from its stored samples, stores it as a new model version
-  // and publishes it. A failure is kept for LastFitError until a fit succeeds.
+  // Fits the device's head from its stored samples (at most max_fit_samples of them;
+  // FitStats::samples says how many), stores it as a new model version and publishes
+  // it. A failure is kept for LastFitError until a fit succeeds.
   absl::StatusOr<std::shared_ptr<const HeadEntry>> Adapt(const std::string& device,
                                                           const std::string& space);
 
@@ -89,6 +102,7 @@ class ModelManager {
   ModelRegistry* registry_;
   metrics::Metrics* metrics_;
   std::function<void(const std::string&)> log_;
+  const int max_fit_samples_;
 };
 
 }  // namespace latpred::service

@@ -57,6 +57,28 @@ absl::StatusOr<std::string> ReadPem(const std::string& path, const char* flag) {
   return pem.str();
 }
 
+// INVALID_ARGUMENT naming the flag of a limit out of its range.
+absl::Status CheckLimits(const Limits& limits) {
+  const struct {
+    const char* flag;
+    int64_t value;
+    int64_t min;
+  } checks[] = {
+      {"--max-samples-per-device", limits.max_samples_per_device, 1},
+      {"--max-labels", limits.max_labels, 0},
+      {"--max-label-length", limits.max_label_length, 1},
+      {"--max-features", limits.max_features, 0},
+      {"--max-fit-samples", limits.max_fit_samples, 1},
+  };
+  for (const auto& check : checks) {
+    if (check.value < check.min) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(check.flag, " must be at least ", check.min, ", got ", check.value));
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 struct Server::State {
@@ -177,6 +199,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
   if (opts.data_dir.empty()) opts.data_dir = DefaultDataDir();
   if (opts.store_uri.empty()) opts.store_uri = opts.data_dir + "/latpred.db";
   if (opts.max_batch < 1) return absl::InvalidArgumentError("--max-batch must be at least 1");
+  RETURN_IF_ERROR(CheckLimits(opts.limits));
   std::error_code ec;
   std::filesystem::create_directories(opts.data_dir, ec);
   if (ec) {
@@ -189,7 +212,8 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
                         state->store->schema_version(), ")"));
 
   state->manager = std::make_unique<ModelManager>(state->store.get(), &state->registry,
-                                                  &state->metrics, opts.log);
+                                                  &state->metrics, opts.log,
+                                                  opts.limits.max_fit_samples);
   state->jobs = std::make_unique<JobQueue>();
   ServiceContext context;
   context.store = state->store.get();
@@ -198,6 +222,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
   context.jobs = state->jobs.get();
   context.metrics = &state->metrics;
   context.max_batch = opts.max_batch;
+  context.limits = opts.limits;
   context.ready = &state->ready;
   context.token = opts.token;
   context.token_for_reads = opts.token_for_reads;

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <limits>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -23,7 +25,6 @@ namespace latpred::service {
 namespace {
 
 constexpr size_t kMaxNameLength = 128;
-constexpr size_t kMaxLabelLength = 256;
 constexpr int kMaxSuggest = 1000;
 // How many invalid items an all-or-nothing SubmitSamples error lists.
 constexpr int kErrorsListed = 5;
@@ -199,13 +200,30 @@ absl::Status LatencyPredictorService::DoRegisterDevice(const v1::RegisterDeviceR
                                                        v1::RegisterDeviceResponse* response) {
   RETURN_IF_ERROR(CheckReady());
   RETURN_IF_ERROR(ValidateDeviceName(request.name()));
+  // The server's limits (--max-labels, --max-label-length, --max-features) before
+  // anything is stored.
+  const Limits& limits = ctx_.limits;
+  if (request.labels_size() > limits.max_labels) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        request.labels_size(), " labels exceed the server's limit of ", limits.max_labels,
+        " per device (--max-labels); nothing was stored"));
+  }
+  if (request.features_size() > limits.max_features) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        request.features_size(), " descriptor features exceed the server's limit of ",
+        limits.max_features, " per device (--max-features); nothing was stored"));
+  }
   store::Device device;
   device.name = request.name();
   for (const auto& [key, value] : request.labels()) {
-    if (key.empty() || key.size() > kMaxNameLength || value.size() > kMaxLabelLength) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "label '", Excerpt(key), "': keys need 1-", kMaxNameLength, " characters, values at most ",
-          kMaxLabelLength));
+    if (key.empty()) return absl::InvalidArgumentError("a label's key is empty");
+    const size_t max_length = static_cast<size_t>(limits.max_label_length);
+    if (key.size() > max_length || value.size() > max_length) {
+      const bool long_key = key.size() > max_length;
+      return absl::ResourceExhaustedError(absl::StrCat(
+          "label '", Excerpt(key), "': its ", long_key ? "key" : "value", " of ",
+          long_key ? key.size() : value.size(), " bytes exceeds the server's limit of ",
+          max_length, " bytes (--max-label-length); nothing was stored"));
     }
     device.labels[key] = value;
   }
@@ -330,6 +348,10 @@ absl::Status LatencyPredictorService::DoSubmitSamples(const v1::SubmitSamplesReq
         absl::StrJoin(errors, "; ")));
   }
   if (!valid.empty()) {
+    const size_t stripe =
+        std::hash<std::string>()(absl::StrCat(request.device(), "/", request.space()));
+    absl::MutexLock lock(&submit_mu_[stripe % submit_mu_.size()]);
+    RETURN_IF_ERROR(CheckSampleLimit(request.device(), request.space(), valid));
     RETURN_IF_ERROR(ctx_.store->PutSamples(request.device(), request.space(), valid));
   }
   response->set_accepted(static_cast<int>(valid.size()));
@@ -337,6 +359,26 @@ absl::Status LatencyPredictorService::DoSubmitSamples(const v1::SubmitSamplesReq
   ASSIGN_OR_RETURN(auto counts, ctx_.store->CountSamples(request.device()));
   response->set_sample_count(counts[request.space()]);
   return absl::OkStatus();
+}
+
+absl::Status LatencyPredictorService::CheckSampleLimit(
+    const std::string& device, const std::string& space,
+    const std::vector<store::Sample>& samples) const {
+  const int64_t limit = ctx_.limits.max_samples_per_device;
+  ASSIGN_OR_RETURN(auto counts, ctx_.store->CountSamples(device));
+  const int64_t stored = counts[space];
+  std::set<std::string> archs;
+  for (const store::Sample& s : samples) archs.insert(s.arch);
+  int64_t added = static_cast<int64_t>(archs.size());
+  if (stored + added <= limit) return absl::OkStatus();
+  // Near the limit: a sample of an architecture already stored replaces it, adding none.
+  ASSIGN_OR_RETURN(std::vector<store::Sample> existing, ctx_.store->GetSamples(device, space));
+  for (const store::Sample& s : existing) added -= static_cast<int64_t>(archs.count(s.arch));
+  if (stored + added <= limit) return absl::OkStatus();
+  return absl::ResourceExhaustedError(absl::StrCat(
+      "device '", device, "' holds ", stored, " ", space, " samples and this batch adds ", added,
+      " more, past the server's limit of ", limit,
+      " per device and space (--max-samples-per-device); nothing was stored"));
 }
 
 absl::Status LatencyPredictorService::DoSuggestSamples(const v1::SuggestSamplesRequest& request,
@@ -449,10 +491,22 @@ void LatencyPredictorService::StartAdaptDevice(
     return;
   }
   const std::string device = request.device(), space = request.space();
+  // A fit's cost grows with its samples (at most --max-fit-samples): small fits have a
+  // lane of their own, so that they never wait behind a big one.
+  auto counts = ctx_.store->CountSamples(device);
+  if (!counts.ok()) {
+    call->Finish(counts.status());
+    return;
+  }
+  const int64_t fit_samples =
+      std::min<int64_t>((*counts)[space], std::max(0, ctx_.limits.max_fit_samples));
+  const JobLane lane =
+      fit_samples <= ctx_.limits.small_fit_samples ? JobLane::kShort : JobLane::kLong;
   ModelManager* manager = ctx_.manager;
   const absl::Status shutting_down = absl::UnavailableError("server is shutting down");
   if (request.no_wait()) {
-    bool queued = ctx_.jobs->Post([manager, device, space] { (void)manager->Adapt(device, space); });
+    bool queued =
+        ctx_.jobs->Post([manager, device, space] { (void)manager->Adapt(device, space); }, lane);
     call->response()->set_pending(true);
     call->Finish(queued ? absl::OkStatus() : shutting_down);
     return;
@@ -466,7 +520,7 @@ void LatencyPredictorService::StartAdaptDevice(
       FillFit((*entry)->head.fit, response->mutable_fit());
     }
     call->Finish(entry.status());
-  });
+  }, lane);
   if (!queued) call->Finish(shutting_down);
 }
 

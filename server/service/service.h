@@ -2,10 +2,13 @@
 #ifndef LATPRED_SERVICE_SERVICE_H_
 #define LATPRED_SERVICE_SERVICE_H_
 
+#include <array>
 #include <atomic>
 
 #include "job_queue.h"
+#include "absl/synchronization/mutex.h"
 #include "latpred/metrics/metrics.h"
+#include "latpred/service/server.h"
 #include "latpred/store/store.h"
 #include "latpred/v1/latpred.grpc.pb.h"
 #include "message_pool.h"
@@ -23,6 +26,8 @@ struct ServiceContext {
   JobQueue* jobs = nullptr;
   metrics::Metrics* metrics = nullptr;
   int max_batch = 0;
+  // What one device may hold; the fit's own (max_fit_samples) is the ModelManager's.
+  Limits limits;
   const std::atomic<bool>* ready = nullptr;
   // Bearer token required for writes (and for reads when token_for_reads); "" = none.
   std::string token;
@@ -71,11 +76,19 @@ class LatencyPredictorService final : public v1::LatencyPredictor::CallbackServi
   absl::Status Authorize(const grpc::CallbackServerContext& context, bool write) const;
   // UNAVAILABLE until the models are ready.
   absl::Status CheckReady() const;
+  // RESOURCE_EXHAUSTED when storing the (valid, canonical) samples would take the
+  // device past max_samples_per_device in the space. Call with submit_mu_ held.
+  absl::Status CheckSampleLimit(const std::string& device, const std::string& space,
+                                const std::vector<store::Sample>& samples) const;
   // Fills a Device message from the store record, sample counts and the registry.
   void FillDevice(const store::Device& device, const std::map<std::string, int64_t>& counts,
                   v1::Device* out) const;
 
   ServiceContext ctx_;
+  // SubmitSamples of one device and space run one at a time in this process (a mutex
+  // per hash of the pair), so that two batches cannot both fit under the sample limit
+  // and together pass it.
+  std::array<absl::Mutex, 64> submit_mu_;
   // PredictLatency is the hot path: its messages are recycled, so that a batch's strings
   // reuse the buffers of an earlier batch instead of one malloc and free each. Up to 64
   // pairs of at most 1 MiB each (a batch of about 10,000 NAS-Bench-201 strings).

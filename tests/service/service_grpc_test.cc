@@ -57,6 +57,29 @@ std::shared_ptr<const predictor::BaseModel> SmallNb201Model() {
   return model.ok() ? *model : nullptr;
 }
 
+// The NAS-Bench-201 architecture at index (0 to 15624) of the space's enumeration.
+std::string Nb201Arch(int index) {
+  core::Architecture arch;
+  for (int e = 0, rest = index; e < 6; ++e, rest /= 5) {
+    arch.ops.push_back(static_cast<uint8_t>(rest % 5));
+  }
+  return core::Nb201Space().Canonical(arch);
+}
+
+// A latency for it (ms): a fixed overhead and a cost per operation, added up.
+double SyntheticLatencyMs(int index) {
+  constexpr double kOpCostMs[] = {0.0, 0.05, 1.1, 0.4, 0.2};
+  double ms = 0.5;
+  for (int e = 0, rest = index; e < 6; ++e, rest /= 5) ms += kOpCostMs[rest % 5];
+  return ms;
+}
+
+std::vector<int> Range(int begin, int end) {
+  std::vector<int> out;
+  for (int i = begin; i < end; ++i) out.push_back(i);
+  return out;
+}
+
 // The service with everything it works with, listening on 127.0.0.1:<ephemeral>.
 class ServiceGrpcTest : public ::testing::Test {
  protected:
@@ -75,8 +98,11 @@ class ServiceGrpcTest : public ::testing::Test {
       auto model = SmallNb201Model();
       ASSERT_NE(model, nullptr);
       registry_.SetBase("nb201", BaseEntry{model, 1});
+    }
+    if (manager_ == nullptr) {
       manager_ = std::make_unique<ModelManager>(store_.get(), &registry_, nullptr,
-                                                [](const std::string&) {});
+                                                [](const std::string&) {},
+                                                limits_.max_fit_samples);
     }
     jobs_ = std::make_unique<JobQueue>();
     ServiceContext context;
@@ -84,7 +110,8 @@ class ServiceGrpcTest : public ::testing::Test {
     context.registry = &registry_;
     context.manager = manager_.get();
     context.jobs = jobs_.get();
-    context.max_batch = 64;
+    context.max_batch = max_batch_;
+    context.limits = limits_;
     context.ready = &ready_;
     context.token = token;
     context.token_for_reads = token_for_reads;
@@ -106,6 +133,15 @@ class ServiceGrpcTest : public ::testing::Test {
     jobs_.reset();  // finishes queued adaptations
     server_.reset();
     service_.reset();
+  }
+
+  // Restarts the service (and its model manager) with other limits, on the same store.
+  void UseLimits(const Limits& limits, int max_batch = 64) {
+    Stop();
+    limits_ = limits;
+    max_batch_ = max_batch;
+    manager_.reset();
+    Start("");
   }
 
   ~ServiceGrpcTest() override {
@@ -136,6 +172,67 @@ class ServiceGrpcTest : public ::testing::Test {
     request.add_archs(kArch);
     request.add_archs("|none~0|+|none~0|none~1|+|none~0|none~1|none~2|");
     return stub_->PredictLatency(Context().get(), request, response);
+  }
+
+  Limits limits_;
+  int max_batch_ = 64;
+  // Submits the NB201 architectures at indices with their synthetic latencies (scaled).
+  grpc::Status SubmitNb201(const std::string& device, const std::vector<int>& indices,
+                           bool partial = false, double scale = 1) {
+    v1::SubmitSamplesRequest request;
+    request.set_device(device);
+    request.set_space("nb201");
+    request.set_partial(partial);
+    for (int index : indices) {
+      v1::Sample* sample = request.add_samples();
+      sample->set_arch(Nb201Arch(index));
+      sample->set_latency_ms(scale * SyntheticLatencyMs(index));
+    }
+    v1::SubmitSamplesResponse response;
+    return stub_->SubmitSamples(Context().get(), request, &response);
+  }
+
+  // Submits the indices in batches of at most max_batch_.
+  void SubmitNb201InBatches(const std::string& device, const std::vector<int>& indices) {
+    for (size_t i = 0; i < indices.size(); i += max_batch_) {
+      const size_t end = std::min(indices.size(), i + max_batch_);
+      const grpc::Status status =
+          SubmitNb201(device, std::vector<int>(indices.begin() + i, indices.begin() + end));
+      ASSERT_TRUE(status.ok()) << status.error_message();
+    }
+  }
+
+  grpc::Status RegisterNamed(const std::string& name) {
+    v1::RegisterDeviceRequest request;
+    request.set_name(name);
+    return Register(request);
+  }
+
+  // The device as GetDevice answers it (a failed call is a test failure).
+  v1::Device GetDevice(const std::string& name) {
+    v1::GetDeviceRequest request;
+    request.set_name(name);
+    v1::Device device;
+    const grpc::Status status = stub_->GetDevice(Context().get(), request, &device);
+    EXPECT_TRUE(status.ok()) << status.error_message();
+    return device;
+  }
+
+  // The device's state in nb201 (an empty one when it has none).
+  v1::SpaceState Nb201State(const std::string& name) {
+    const v1::Device device = GetDevice(name);
+    for (const v1::SpaceState& state : device.spaces()) {
+      if (state.space() == "nb201") return state;
+    }
+    return v1::SpaceState();
+  }
+
+  grpc::Status Adapt(const std::string& device, bool no_wait, v1::AdaptDeviceResponse* response) {
+    v1::AdaptDeviceRequest request;
+    request.set_device(device);
+    request.set_space("nb201");
+    request.set_no_wait(no_wait);
+    return stub_->AdaptDevice(Context().get(), request, response);
   }
 
   std::string dir_;
@@ -397,6 +494,223 @@ TEST_F(ServiceGrpcTest, FailedNoWaitFitIsVisibleInGetDevice) {
   ASSERT_EQ(device.spaces_size(), 1);
   EXPECT_EQ(device.spaces(0).state(), v1::MODEL_STATE_ADAPTED);
   EXPECT_EQ(device.spaces(0).last_fit_error(), "");
+}
+
+// A device holds at most --max-samples-per-device samples per space. A batch that would
+// take it past is RESOURCE_EXHAUSTED naming the limit and its flag, and stores nothing,
+// with `partial` too; samples that replace stored ones add nothing, so a device at the
+// limit can still re-measure what it has.
+TEST_F(ServiceGrpcTest, SamplesPastTheDeviceLimitAreRefusedWhole) {
+  Limits limits;
+  limits.max_samples_per_device = 10;
+  UseLimits(limits);
+  ASSERT_TRUE(RegisterNamed("limited-dev").ok());
+  ASSERT_TRUE(SubmitNb201("limited-dev", Range(0, 8)).ok());
+  EXPECT_EQ(Nb201State("limited-dev").sample_count(), 8);
+
+  for (const bool partial : {false, true}) {
+    const grpc::Status status = SubmitNb201("limited-dev", Range(8, 11), partial);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << partial;
+    for (const char* part : {"--max-samples-per-device", "limit of 10", "holds 8 nb201 samples",
+                             "adds 3 more", "nothing was stored"}) {
+      EXPECT_TRUE(absl::StrContains(status.error_message(), part))
+          << part << " not in: " << status.error_message();
+    }
+    EXPECT_EQ(Nb201State("limited-dev").sample_count(), 8) << partial;
+  }
+  // Two new ones and two replacements (one twice in the batch): 10, at the limit.
+  grpc::Status status = SubmitNb201("limited-dev", {0, 1, 8, 9, 9});
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(Nb201State("limited-dev").sample_count(), 10);
+  // At the limit: re-measuring stored architectures is fine, one more is not.
+  status = SubmitNb201("limited-dev", Range(0, 10), false, /*scale=*/1.5);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  status = SubmitNb201("limited-dev", {2, 3, 10});
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_TRUE(absl::StrContains(status.error_message(), "adds 1 more")) << status.error_message();
+  EXPECT_EQ(Nb201State("limited-dev").sample_count(), 10);
+  // Nothing of the refused batch was stored, not even its replacements.
+  auto stored = store_->GetSamples("limited-dev", "nb201");
+  ASSERT_TRUE(stored.ok()) << stored.status();
+  ASSERT_EQ(stored->size(), 10u);
+  for (const store::Sample& sample : *stored) {
+    EXPECT_NE(sample.arch, Nb201Arch(10));
+    if (sample.arch == Nb201Arch(2)) EXPECT_EQ(sample.latency_ms, 1.5 * SyntheticLatencyMs(2));
+  }
+  v1::AdaptDeviceResponse adapted;
+  ASSERT_TRUE(Adapt("limited-dev", false, &adapted).ok());
+  EXPECT_EQ(adapted.fit().samples(), 10);
+
+  // The limit is per space: fbnet samples of the same device are counted apart.
+  const core::SearchSpace& fbnet = core::FbnetSpace();
+  v1::SubmitSamplesRequest fb;
+  fb.set_device("limited-dev");
+  fb.set_space("fbnet");
+  for (int i = 0; i < 5; ++i) {
+    core::Architecture arch;
+    for (int p = 0; p < fbnet.num_positions(); ++p) {
+      arch.ops.push_back(static_cast<uint8_t>((i + p) % fbnet.num_ops()));
+    }
+    v1::Sample* sample = fb.add_samples();
+    sample->set_arch(fbnet.Canonical(arch));
+    sample->set_latency_ms(10 + i);
+  }
+  v1::SubmitSamplesResponse submitted;
+  status = stub_->SubmitSamples(Context().get(), fb, &submitted);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(submitted.sample_count(), 5);
+}
+
+// RegisterDevice beyond --max-labels, --max-label-length or --max-features is
+// RESOURCE_EXHAUSTED naming the limit and its flag; a new device is not created and a
+// registered one keeps its labels and descriptor.
+TEST_F(ServiceGrpcTest, RegisterPastLabelAndFeatureLimitsStoresNothing) {
+  Limits limits;
+  limits.max_labels = 3;
+  limits.max_label_length = 16;
+  limits.max_features = 4;
+  UseLimits(limits);
+  auto with = [](const std::string& name, int labels, int features) {
+    v1::RegisterDeviceRequest request;
+    request.set_name(name);
+    for (int i = 0; i < labels; ++i) {
+      (*request.mutable_labels())["key" + std::to_string(i)] = "value";
+    }
+    for (int i = 0; i < features; ++i) {
+      v1::DescriptorFeature* f = request.add_features();
+      f->set_name("bench" + std::to_string(i));
+      f->set_value(1 + i);
+      f->set_source(v1::FEATURE_SOURCE_MICROBENCHMARK);
+    }
+    return request;
+  };
+  struct Case {
+    v1::RegisterDeviceRequest request;
+    std::vector<std::string> message;
+  };
+  std::vector<Case> cases = {
+      {with("new-dev", 4, 0), {"4 labels", "limit of 3", "--max-labels", "nothing was stored"}},
+      {with("new-dev", 0, 5),
+       {"5 descriptor features", "limit of 4", "--max-features", "nothing was stored"}},
+      {with("new-dev", 1, 0), {"its key of 17 bytes", "limit of 16 bytes", "--max-label-length"}},
+      {with("new-dev", 1, 0), {"its value of 17 bytes", "limit of 16 bytes", "--max-label-length"}},
+  };
+  (*cases[2].request.mutable_labels())[std::string(17, 'k')] = "v";
+  cases[2].request.mutable_labels()->erase("key0");
+  (*cases[3].request.mutable_labels())["key0"] = std::string(17, 'v');
+  for (const Case& c : cases) {
+    const grpc::Status status = Register(c.request);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    for (const std::string& part : c.message) {
+      EXPECT_TRUE(absl::StrContains(status.error_message(), part))
+          << part << " not in: " << status.error_message();
+    }
+    v1::GetDeviceRequest get;
+    get.set_name("new-dev");
+    v1::Device device;
+    EXPECT_EQ(stub_->GetDevice(Context().get(), get, &device).error_code(),
+              grpc::StatusCode::NOT_FOUND)
+        << "a refused registration created the device";
+  }
+
+  // At every limit: registered. Past one: refused, and the device is as it was.
+  v1::RegisterDeviceRequest at_limits = with("limits-dev", 3, 4);
+  (*at_limits.mutable_labels())["key0"] = std::string(16, 'v');
+  (*at_limits.mutable_labels())[std::string(16, 'k')] = "v";
+  at_limits.mutable_labels()->erase("key1");
+  ASSERT_TRUE(Register(at_limits).ok());
+  for (const auto& over : {with("limits-dev", 4, 1), with("limits-dev", 1, 5)}) {
+    EXPECT_EQ(Register(over).error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+    const v1::Device device = GetDevice("limits-dev");
+    EXPECT_EQ(device.labels_size(), 3);
+    EXPECT_EQ(device.labels().at("key0"), std::string(16, 'v'));
+    EXPECT_EQ(device.features_size(), 4);
+  }
+}
+
+// A fit uses at most --max-fit-samples of a device's samples, the same ones each time
+// (FitStats.samples says how many); a device with fewer uses all of them.
+TEST_F(ServiceGrpcTest, FitOnMoreSamplesThanTheCapUsesTheCap) {
+  Limits limits;
+  limits.max_fit_samples = 40;
+  UseLimits(limits);
+  ASSERT_TRUE(RegisterNamed("many-samples").ok());
+  SubmitNb201InBatches("many-samples", Range(100, 220));
+  ASSERT_EQ(Nb201State("many-samples").sample_count(), 120);
+  v1::AdaptDeviceResponse first, second;
+  grpc::Status status = Adapt("many-samples", false, &first);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(first.fit().samples(), 40);
+  status = Adapt("many-samples", false, &second);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(second.fit().samples(), 40);
+  EXPECT_EQ(second.model_version(), first.model_version() + 1);
+  EXPECT_EQ(second.fit().fit_mape(), first.fit().fit_mape()) << "another subset";
+  EXPECT_EQ(second.fit().loo_mape(), first.fit().loo_mape()) << "another subset";
+  const v1::SpaceState state = Nb201State("many-samples");
+  EXPECT_EQ(state.sample_count(), 120);
+  EXPECT_EQ(state.fit().samples(), 40);
+
+  ASSERT_TRUE(RegisterNamed("few-samples").ok());
+  SubmitNb201InBatches("few-samples", Range(300, 330));
+  v1::AdaptDeviceResponse few;
+  ASSERT_TRUE(Adapt("few-samples", false, &few).ok());
+  EXPECT_EQ(few.fit().samples(), 30);
+}
+
+// Small fits have a job thread of their own: one completes while a big fit (more than
+// small_fit_samples samples) holds the other. The big fit is held inside, at the store
+// lock that serialises a device's fits, so the order is certain however slow the
+// machine: the small fit's AdaptDevice returns while the big device has no model yet.
+TEST_F(ServiceGrpcTest, SmallFitCompletesWhileABigOneRuns) {
+  Limits limits;
+  limits.small_fit_samples = 20;
+  UseLimits(limits, /*max_batch=*/500);
+  ASSERT_TRUE(RegisterNamed("big-fit").ok());
+  ASSERT_TRUE(RegisterNamed("small-fit").ok());
+  SubmitNb201InBatches("big-fit", Range(0, 400));
+  SubmitNb201InBatches("small-fit", Range(5000, 5010));
+
+  auto held = store_->Lock("adapt:big-fit:nb201");
+  ASSERT_TRUE(held.ok()) << held.status();
+  v1::AdaptDeviceResponse big;
+  ASSERT_TRUE(Adapt("big-fit", /*no_wait=*/true, &big).ok());
+  EXPECT_TRUE(big.pending());
+  v1::AdaptDeviceResponse small;
+  const grpc::Status status = Adapt("small-fit", false, &small);  // 60 s deadline
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(small.state(), v1::MODEL_STATE_ADAPTED);
+  EXPECT_EQ(small.fit().samples(), 10);
+  EXPECT_NE(Nb201State("big-fit").state(), v1::MODEL_STATE_ADAPTED)
+      << "the big fit finished first";
+
+  held->reset();  // lets the big fit go on
+  absl::Notification big_done;  // the long lane runs in order: after the big fit
+  ASSERT_TRUE(jobs_->Post([&] { big_done.Notify(); }, JobLane::kLong));
+  big_done.WaitForNotification();
+  const v1::SpaceState state = Nb201State("big-fit");
+  EXPECT_EQ(state.state(), v1::MODEL_STATE_ADAPTED) << state.last_fit_error();
+  EXPECT_EQ(state.fit().samples(), 400);
+}
+
+// Limits out of range stop the server from starting, naming the flag.
+TEST(ServerLimitsTest, OutOfRangeLimitsAreRefusedNamingTheFlag) {
+  Options options;
+  options.listen = "127.0.0.1:0";
+  options.data_dir = ::testing::TempDir() + "latpred_limits_never_created";
+  options.limits.max_fit_samples = 0;
+  auto server = Server::Create(options);
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(absl::StrContains(server.status().message(), "--max-fit-samples"))
+      << server.status();
+  options.limits.max_fit_samples = 2000;
+  options.limits.max_samples_per_device = 0;
+  server = Server::Create(options);
+  ASSERT_FALSE(server.ok());
+  EXPECT_TRUE(absl::StrContains(server.status().message(), "--max-samples-per-device"))
+      << server.status();
+  EXPECT_FALSE(std::filesystem::exists(options.data_dir));
 }
 
 }  // namespace

@@ -1,9 +1,12 @@
 // Unit tests of the service's building blocks: status conversion, the job queue and its
-// lanes, the model registry's atomic swaps, the head entries PredictLatency reads and the
-// pool that recycles its messages.
+// lanes, the samples a capped fit uses, the model registry's atomic swaps, the head
+// entries PredictLatency reads and the pool that recycles its messages.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <set>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -14,6 +17,7 @@
 #include "grpc_status.h"
 #include "job_queue.h"
 #include "message_pool.h"
+#include "model_manager.h"
 #include "model_registry.h"
 
 namespace latpred::service {
@@ -94,6 +98,49 @@ TEST(JobQueueTest, ShortJobsRunWhileALongOneHoldsItsLane) {
   }
   EXPECT_EQ(order, (std::vector<int>{0, 1, 2}));
   EXPECT_TRUE(next_saw_it_finish);
+}
+
+std::vector<store::Sample> NamedSamples(int n, const std::string& prefix = "arch") {
+  std::vector<store::Sample> samples;
+  for (int i = 0; i < n; ++i) {
+    samples.push_back(store::Sample{prefix + std::to_string(i), 1.0 + i, 1, 0});
+  }
+  return samples;
+}
+
+std::set<std::string> Archs(const std::vector<store::Sample>& samples) {
+  std::set<std::string> archs;
+  for (const store::Sample& s : samples) archs.insert(s.arch);
+  return archs;
+}
+
+// At most max samples, all when there are fewer; the same ones whatever the order they
+// come in; one more sample changes the choice by at most one; the order kept.
+TEST(SelectFitSamplesTest, AStableUniformSubsetOfTheCapsSize) {
+  EXPECT_EQ(SelectFitSamples(NamedSamples(30), 50).size(), 30u);
+  EXPECT_EQ(SelectFitSamples(NamedSamples(50), 50).size(), 50u);
+  const std::vector<store::Sample> all = NamedSamples(1000);
+  const std::vector<store::Sample> chosen = SelectFitSamples(all, 100);
+  ASSERT_EQ(chosen.size(), 100u);
+  EXPECT_TRUE(std::is_sorted(chosen.begin(), chosen.end(), [](const auto& a, const auto& b) {
+    return std::stoi(a.arch.substr(4)) < std::stoi(b.arch.substr(4));
+  })) << "the subset keeps the store's order";
+  for (const store::Sample& s : chosen) {
+    EXPECT_EQ(s.latency_ms, 1.0 + std::stoi(s.arch.substr(4))) << "samples stay whole";
+  }
+  std::vector<store::Sample> reversed(all.rbegin(), all.rend());
+  EXPECT_EQ(Archs(SelectFitSamples(reversed, 100)), Archs(chosen));
+  std::vector<store::Sample> more = all;
+  more.push_back(store::Sample{"arch-new", 5, 1, 0});
+  std::set<std::string> after = Archs(SelectFitSamples(more, 100));
+  int kept = 0;
+  for (const std::string& a : Archs(chosen)) kept += static_cast<int>(after.count(a));
+  EXPECT_GE(kept, 99);
+  // Uniform: about half of the subset from each half of the samples (binomial sd 5).
+  int low = 0;
+  for (const store::Sample& s : chosen) low += std::stoi(s.arch.substr(4)) < 500;
+  EXPECT_GT(low, 25);
+  EXPECT_LT(low, 75);
 }
 
 TEST(ModelRegistryTest, ReadersKeepTheHeadTheyTookWhileAWriterSwapsIt) {

@@ -2,6 +2,7 @@
 #ifndef LATPRED_SERVICE_SERVER_H_
 #define LATPRED_SERVICE_SERVER_H_
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <set>
@@ -11,6 +12,27 @@
 #include "latpred/predictor/predictor.h"
 
 namespace latpred::service {
+
+// What one device may hold and what one fit may cost. A request over a limit is
+// RESOURCE_EXHAUSTED naming the limit and its flag, and stores nothing.
+struct Limits {
+  // Samples one device may hold in one space (--max-samples-per-device). A SubmitSamples
+  // batch that would take it past is refused whole, `partial` or not; a sample of an
+  // architecture already stored replaces it and adds nothing.
+  int64_t max_samples_per_device = 100000;
+  // Labels of one device (--max-labels), and bytes of each label's key and of its value
+  // (--max-label-length).
+  int max_labels = 64;
+  int max_label_length = 256;
+  // Descriptor features of one device (--max-features).
+  int max_features = 1024;
+  // Samples one fit uses at most (--max-fit-samples): a device with more is fit on a
+  // subset fixed by a hash of each architecture (SelectFitSamples in model_manager.h).
+  int max_fit_samples = 2000;
+  // Fits of at most this many samples run on a job thread of their own, so that they
+  // never wait behind a bigger one.
+  int small_fit_samples = 200;
+};
 
 struct Options {
   // Address to listen on; port 0 picks a free one (see Server::port()).
@@ -34,6 +56,7 @@ struct Options {
   bool token_for_reads = false;
   // Largest PredictLatency / SubmitSamples batch accepted.
   int max_batch = 16384;
+  Limits limits;
   // How often to poll the store for models and devices other replicas stored (0: never).
   int sync_interval_ms = 1000;
   // Threads for training and inference (0: all cores).
