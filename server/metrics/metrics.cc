@@ -61,6 +61,15 @@ Metrics::Metrics(const std::string& version) : registry_(std::make_shared<promet
                               .Help("Time to adapt a device's model from its samples.")
                               .Register(*registry_)
                               .Add({}, DurationBuckets());
+  // Every result's series from the start, at 0: a rate over them is defined before the
+  // first failure.
+  auto& adaptations = prometheus::BuildCounter()
+                          .Name("latpred_adaptations_total")
+                          .Help("Fits of a device's model, by result (ok; rejected: no samples "
+                                "or not adaptable; failed: store or fit errors).")
+                          .Register(*registry_);
+  adaptations_ = {&adaptations.Add({{"result", "ok"}}), &adaptations.Add({{"result", "rejected"}}),
+                  &adaptations.Add({{"result", "failed"}})};
   training_duration_ = &prometheus::BuildHistogram()
                             .Name("latpred_training_duration_seconds")
                             .Help("Time to train a base model, by search space.")
@@ -111,6 +120,10 @@ void Metrics::ObservePredictions(const std::string& space, int n) {
 }
 
 void Metrics::ObserveAdaptation(double seconds) { adaptation_duration_->Observe(seconds); }
+
+void Metrics::CountAdaptation(AdaptationResult result) {
+  adaptations_[static_cast<int>(result)]->Increment();
+}
 
 void Metrics::ObserveTraining(const std::string& space, double seconds) {
   training_duration_->Add({{"space", space}}, Exponential(1, 2, 12)).Observe(seconds);

@@ -60,6 +60,19 @@ uint64_t StableHash(const std::string& s) {
   return h;
 }
 
+// How a fit's outcome counts in latpred_adaptations_total.
+metrics::AdaptationResult AdaptationResultOf(const absl::Status& status) {
+  if (status.ok()) return metrics::AdaptationResult::kOk;
+  switch (status.code()) {
+    case absl::StatusCode::kFailedPrecondition:
+    case absl::StatusCode::kNotFound:
+    case absl::StatusCode::kInvalidArgument:
+      return metrics::AdaptationResult::kRejected;
+    default:
+      return metrics::AdaptationResult::kFailed;
+  }
+}
+
 }  // namespace
 
 std::vector<store::Sample> SelectFitSamples(std::vector<store::Sample> samples, int max) {
@@ -226,6 +239,7 @@ std::shared_ptr<const std::vector<core::Architecture>> ModelManager::Candidates(
 absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Adapt(const std::string& device,
                                                                       const std::string& space) {
   absl::StatusOr<std::shared_ptr<const HeadEntry>> result = Fit(device, space);
+  if (metrics_ != nullptr) metrics_->CountAdaptation(AdaptationResultOf(result.status()));
   absl::MutexLock lock(&mu_);
   if (result.ok()) {
     fit_errors_.erase({device, space});

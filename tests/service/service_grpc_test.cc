@@ -23,6 +23,7 @@
 #include "absl/synchronization/notification.h"
 #include "latpred/core/dataset.h"
 #include "latpred/core/search_space.h"
+#include "latpred/metrics/metrics.h"
 #include "latpred/store/store.h"
 #include "latpred/v1/latpred.grpc.pb.h"
 #include "job_queue.h"
@@ -100,7 +101,7 @@ class ServiceGrpcTest : public ::testing::Test {
       registry_.SetBase("nb201", BaseEntry{model, 1});
     }
     if (manager_ == nullptr) {
-      manager_ = std::make_unique<ModelManager>(store_.get(), &registry_, nullptr,
+      manager_ = std::make_unique<ModelManager>(store_.get(), &registry_, &metrics_,
                                                 [](const std::string&) {},
                                                 limits_.max_fit_samples);
     }
@@ -174,6 +175,7 @@ class ServiceGrpcTest : public ::testing::Test {
     return stub_->PredictLatency(Context().get(), request, response);
   }
 
+  metrics::Metrics metrics_{"test"};
   Limits limits_;
   int max_batch_ = 64;
   // Submits the NB201 architectures at indices with their synthetic latencies (scaled).
@@ -691,6 +693,27 @@ TEST_F(ServiceGrpcTest, SmallFitCompletesWhileABigOneRuns) {
   const v1::SpaceState state = Nb201State("big-fit");
   EXPECT_EQ(state.state(), v1::MODEL_STATE_ADAPTED) << state.last_fit_error();
   EXPECT_EQ(state.fit().samples(), 400);
+}
+
+// Every fit counts in latpred_adaptations_total by result, no_wait fits too: "rejected"
+// for a device that has nothing to fit (the caller's to fix), "ok" for a new model.
+TEST_F(ServiceGrpcTest, AdaptationsAreCountedByResult) {
+  ASSERT_TRUE(RegisterNamed("counted").ok());
+  v1::AdaptDeviceResponse response;
+  EXPECT_EQ(Adapt("counted", false, &response).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  ASSERT_TRUE(Adapt("counted", /*no_wait=*/true, &response).ok());
+  absl::Notification fitted;  // the short lane runs in order: after the no_wait fit
+  ASSERT_TRUE(jobs_->Post([&] { fitted.Notify(); }));
+  fitted.WaitForNotification();
+  SubmitNb201InBatches("counted", Range(40, 50));
+  ASSERT_TRUE(Adapt("counted", false, &response).ok());
+  const std::string text = metrics_.Render();
+  EXPECT_TRUE(absl::StrContains(text, "latpred_adaptations_total{result=\"ok\"} 1\n")) << text;
+  EXPECT_TRUE(absl::StrContains(text, "latpred_adaptations_total{result=\"rejected\"} 2\n"))
+      << text;
+  EXPECT_TRUE(absl::StrContains(text, "latpred_adaptations_total{result=\"failed\"} 0\n"))
+      << text;
 }
 
 // Limits out of range stop the server from starting, naming the flag.

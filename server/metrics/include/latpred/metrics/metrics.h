@@ -44,6 +44,13 @@ enum class Method {
 inline constexpr int kMethodCount = 8;
 inline constexpr int kStatusCodeCount = 17;  // google.rpc.Code 0..16
 
+// How a fit of a device's head ended (latpred_adaptations_total{result}): "ok", a new
+// model; "rejected", refused for what the device holds (no samples, a bundled source
+// device, not registered: the caller's to fix); "failed", anything else (the store, the
+// fit itself: the operator's to look at).
+enum class AdaptationResult { kOk, kRejected, kFailed };
+inline constexpr int kAdaptationResultCount = 3;
+
 // Every latpred_* family. Thread-safe; series handles are created once and kept.
 class Metrics {
  public:
@@ -55,6 +62,9 @@ class Metrics {
   // A PredictLatency batch of n architectures in a space.
   void ObservePredictions(const std::string& space, int n);
   void ObserveAdaptation(double seconds);
+  // Every fit of a device's head, waited for or not (AdaptDevice's no_wait, the refits
+  // of a newer base model).
+  void CountAdaptation(AdaptationResult result);
   void ObserveTraining(const std::string& space, double seconds);
   // State gauges, set by the server as the state changes.
   void SetDevices(const std::string& kind, int64_t count);
@@ -76,6 +86,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>* predictions_;
   prometheus::Histogram* batch_size_;
   prometheus::Histogram* adaptation_duration_;
+  std::array<prometheus::Counter*, kAdaptationResultCount> adaptations_{};
   prometheus::Family<prometheus::Histogram>* training_duration_;
   prometheus::Family<prometheus::Gauge>* devices_;
   prometheus::Family<prometheus::Gauge>* samples_;
