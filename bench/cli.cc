@@ -43,8 +43,8 @@ ABSL_FLAG(std::string, space, "", "custom task: search space, nb201 or fbnet");
 ABSL_FLAG(std::string, source, "", "custom task: source devices, comma-separated, or all");
 ABSL_FLAG(std::string, target, "", "custom task: target devices, comma-separated, or all");
 ABSL_FLAG(std::string, adapt_off, "",
-          "comma-separated adaptation parts to switch off (embedding, residual, cost_model, "
-          "one_cost, counts, additive, additive_costs, source_additive)");
+          "comma-separated adaptation parts to switch off (embedding, additive, "
+          "additive_costs, source_additive)");
 ABSL_FLAG(std::string, ablate, "",
           "comma-separated adaptation parts to leave out one at a time, or all");
 ABSL_FLAG(bool, each, false, "custom task: one task per target, its sources every other one");
@@ -90,8 +90,7 @@ flags (--a-b and --a_b are the same flag):
                           accuracy.svg
   --data-dir DIR          bundled data (help/, eagle/)
   --adapt-off a,b         switch adaptation parts off, to measure what each adds:
-                          embedding, residual, cost_model, one_cost, counts, additive,
-                          additive_costs, source_additive
+                          embedding, additive, additive_costs, source_additive
   --ablate a,b|all        also adapt without each part in turn (same base model and
                           samples) and print what each part adds per k
 custom task (replaces the standard tasks; named "custom"):

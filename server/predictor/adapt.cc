@@ -22,8 +22,7 @@ namespace latpred::predictor {
 
 const std::vector<std::string>& PartNames() {
   static const std::vector<std::string> names = {
-      "embedding", "residual",       "cost_model",     "one_cost",
-      "counts",    "additive",       "additive_costs", "source_additive"};
+      "embedding", "additive", "additive_costs", "source_additive"};
   return names;
 }
 
@@ -47,10 +46,6 @@ absl::Status DisableParts(const std::string& list, AdaptOptions* options) {
 std::vector<std::unique_ptr<Part>> MakeParts(const AdaptOptions& options) {
   std::vector<std::unique_ptr<Part>> all;
   all.push_back(MakeEmbeddingPart());
-  all.push_back(MakeResidualPart());
-  all.push_back(MakeCostModelPart());
-  all.push_back(MakeOneCostPart());
-  all.push_back(MakeCountsPart());
   all.push_back(MakeAdditivePart());
   all.push_back(MakeAdditiveCostsPart());
   all.push_back(MakeSourceAdditivePart());

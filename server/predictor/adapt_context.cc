@@ -128,7 +128,6 @@ PriorSetting AdaptContext::MakeEmbeddingSetting(const EmbeddingSetting& s) const
 }
 
 void AdaptContext::ScoreEmbedding() {
-  std::vector<std::pair<double, int>> ranked;  // (evidence, setting)
   const auto design = std::make_shared<const Design>(Design{rows, p, gram, {}});
   for (double alpha : options.alphas) {
     for (double beta : options.betas) {
@@ -146,56 +145,12 @@ void AdaptContext::ScoreEmbedding() {
           c.loo = [this, s, design] {
             return LeaveOneOut(*design, y, MakeEmbeddingSetting(s), LooSamples(*this));
           };
-          ranked.emplace_back(c.evidence, static_cast<int>(embedding_settings.size()));
           embedding_settings.push_back(s);
           embedding_candidates.push_back(std::move(c));
         }
       }
     }
   }
-  std::stable_sort(ranked.begin(), ranked.end(),
-                   [](const auto& a, const auto& b) { return a.first > b.first; });
-  for (int i = 0; i < std::min<int>(options.residual_bases, static_cast<int>(ranked.size())); ++i) {
-    top_embedding.push_back(MakeEmbeddingSetting(embedding_settings[ranked[i].second]));
-  }
-}
-
-std::shared_ptr<const Design> AdaptContext::MakeDesign(bool with_embedding, Columns cc,
-                                                       int first_feature) const {
-  const int lead = with_embedding ? p : 1;
-  const int shared_cols = cc.end - cc.begin;
-  const int q = lead + shared_cols + f - first_feature;
-  const int counts = layout.columns;
-  auto d = std::make_shared<Design>();
-  d->q = q;
-  d->rows.resize(archs.size() * q);
-  for (size_t i = 0; i < archs.size(); ++i) {
-    double* row = &d->rows[i * q];
-    if (with_embedding) {
-      std::copy(&rows[i * p], &rows[(i + 1) * p], row);
-    } else {
-      row[0] = 1;
-    }
-    const double* sample_counts = &count_rows[i * counts];
-    std::copy(sample_counts + cc.begin, sample_counts + cc.end, row + lead);
-    std::copy(&x[i * f + first_feature], &x[(i + 1) * f], row + lead + shared_cols);
-  }
-  d->gram = MakeGram(d->rows, y, q);
-  if (with_embedding && shared_cols == 0 && first_feature == 0) return d;  // theta = phi
-  d->expand.assign(static_cast<size_t>(p2) * q, 0.0);
-  if (with_embedding) {
-    for (int i = 0; i < p; ++i) d->expand[i * q + i] = 1;
-  } else {
-    d->expand[dim * q] = 1;
-  }
-  for (int j = 0; j < f; ++j) {
-    const int c = layout.column_of[j];
-    if (c >= cc.begin && c < cc.end) {
-      d->expand[(p + j) * q + lead + c - cc.begin] = feature_scale(j);
-    }
-    if (j >= first_feature) d->expand[(p + j) * q + lead + shared_cols + j - first_feature] = 1;
-  }
-  return d;
 }
 
 PriorSetting AdaptContext::BlockPrior(const PriorSetting* head, const std::vector<double>& mean,
@@ -226,32 +181,6 @@ PriorSetting AdaptContext::BlockPrior(const PriorSetting* head, const std::vecto
   setting.noise = noise;
   setting.dense = h;
   return setting;
-}
-
-void AdaptContext::ScoreLinear(std::shared_ptr<const Design> d,
-                               std::function<PriorSetting()> make_setting,
-                               std::vector<Candidate>* out) const {
-  const PriorSetting setting = make_setting();
-  std::vector<double> phi;
-  const double evidence =
-      d->gram.n < d->q ? PosteriorFromSamples(d->rows, y, d->q, setting, &phi)
-                       : Posterior(d->gram, setting.mean, setting.cov_lower, setting.cov_inv,
-                                   setting.noise, &phi);
-  if (evidence == -INFINITY) return;
-  Candidate c;
-  c.evidence = evidence;
-  if (d->expand.empty()) {
-    c.theta = std::move(phi);
-  } else {
-    c.theta.assign(p2, 0.0);
-    for (int i = 0; i < p2; ++i) {
-      for (int k = 0; k < d->q; ++k) c.theta[i] += d->expand[i * d->q + k] * phi[k];
-    }
-  }
-  c.loo = [this, d, make_setting = std::move(make_setting)] {
-    return LeaveOneOut(*d, y, make_setting(), LooSamples(*this));
-  };
-  out->push_back(std::move(c));
 }
 
 std::vector<double> AdaptContext::BlockColumns(const std::vector<double>& counts, size_t n,

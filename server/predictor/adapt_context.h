@@ -77,33 +77,21 @@ class AdaptContext {
   std::vector<Columns> told_apart; // the count blocks the samples tell apart
 
   // The embedding's settings (prior mean: the average source head or one source head;
-  // covariance alpha * (spread + beta * scale); noise on a grid), scored once here since
-  // the residual and counts parts build on the best of them.
+  // covariance alpha * (spread + beta * scale); noise on a grid), scored once here.
   struct EmbeddingSetting {
     double alpha = 0, beta = 0, noise = 0;
     int mean = -1;  // -1: the average source head; else that source's head
   };
   std::vector<EmbeddingSetting> embedding_settings;
   std::vector<Candidate> embedding_candidates;  // one per embedding_settings entry
-  // The options.residual_bases best embedding settings, best first.
-  std::vector<PriorSetting> top_embedding;
 
   PriorSetting MakeEmbeddingSetting(const EmbeddingSetting& s) const;
   // Base model noise times each scale, then every device noise level above those.
   std::vector<double> NoiseGrid(const std::vector<double>& scales) const;
-  // Columns [h(a), 1] (with_embedding) or a bias column, then the count columns cc,
-  // then the features x_j for j >= first_feature.
-  std::shared_ptr<const Design> MakeDesign(bool with_embedding, Columns cc,
-                                           int first_feature) const;
   // The prior that is head's on its first parameters (none when null) and independent
   // N(mean[i], var[i]) on the rest.
   static PriorSetting BlockPrior(const PriorSetting* head, const std::vector<double>& mean,
                                  const std::vector<double>& var, double noise);
-  // Scores the setting make_setting() builds on design d (closed form) and appends the
-  // candidate; make_setting runs again for the leave-one-out refit, so it captures only
-  // what rebuilds the setting.
-  void ScoreLinear(std::shared_ptr<const Design> d, std::function<PriorSetting()> make_setting,
-                   std::vector<Candidate>* out) const;
   // The count columns cc of a count matrix (n x layout.columns).
   std::vector<double> BlockColumns(const std::vector<double>& counts, size_t n, Columns cc) const;
   double feature_scale(int j) const { return model.feature_scale(j); }

@@ -129,7 +129,7 @@ void ScoreSum(const AdaptContext& ctx, const SumModel& model, const std::vector<
   const std::vector<double> ones(n, 1.0);
   design->gram = MakeGram(design->rows, ones, q);
   std::vector<double> residual(n);
-  for (double noise : ctx.NoiseGrid(ctx.options.cost_model_noise_scales)) {
+  for (double noise : ctx.NoiseGrid(ctx.options.additive_noise_scales)) {
     const PriorSetting setting = AdaptContext::BlockPrior(nullptr, mean, var, noise);
     std::vector<double> phi;
     Matrix precision_lower;

@@ -26,7 +26,7 @@ class AdditivePart : public Part {
   }
   void Score(const AdaptContext& ctx, std::vector<Candidate>* out) const override {
     for (const SumModel& model : SumModels(ctx)) {
-      if (model.counts) ScorePlainSum(ctx, model, ctx.options.count_variances, out);
+      if (model.counts) ScorePlainSum(ctx, model, ctx.options.additive_count_variances, out);
     }
   }
 };

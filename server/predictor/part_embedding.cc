@@ -3,7 +3,7 @@
 // one source head (the device most like the target, as NASFLAT starts a new device),
 // covariance alpha times the sources' spread plus beta times its scale, noise a multiple
 // of the base model's residual noise or a device's own level. Right when the target is
-// like the sources; the residual, counts and cost parts correct it when it is not.
+// like the sources; the additive parts take over where it is not.
 #include "parts.h"
 
 namespace latpred::predictor {
@@ -15,8 +15,7 @@ class EmbeddingPart : public Part {
   double Mass(const AdaptContext& ctx) const override {
     return CountSumsHold(ctx) ? ctx.options.embedding_prior_mass : 1;
   }
-  // The settings are scored once in AdaptContext: the residual and counts parts build on
-  // the best of them.
+  // The settings are scored once in AdaptContext.
   void Score(const AdaptContext& ctx, std::vector<Candidate>* out) const override {
     out->insert(out->end(), ctx.embedding_candidates.begin(), ctx.embedding_candidates.end());
   }

@@ -27,10 +27,6 @@ class Part {
 bool CountSumsHold(const AdaptContext& ctx);
 
 std::unique_ptr<Part> MakeEmbeddingPart();       // part_embedding.cc
-std::unique_ptr<Part> MakeResidualPart();        // part_residual.cc
-std::unique_ptr<Part> MakeCostModelPart();       // part_cost_model.cc
-std::unique_ptr<Part> MakeOneCostPart();         // part_one_cost.cc
-std::unique_ptr<Part> MakeCountsPart();          // part_counts.cc
 std::unique_ptr<Part> MakeAdditivePart();        // part_additive.cc
 std::unique_ptr<Part> MakeAdditiveCostsPart();   // part_additive_costs.cc
 std::unique_ptr<Part> MakeSourceAdditivePart();  // part_source_additive.cc

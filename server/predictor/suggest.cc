@@ -2,7 +2,7 @@
 //
 // Greedy D-optimal design: each pick is the candidate whose predicted log latency is
 // most uncertain under the current posterior of the device head (largest x^T C x with
-// x = [h(a), 1, x(a)], the design of Adapt including its residual stage, and on nb201
+// x = [h(a), 1, x(a)]: the embedding and the features the additive parts read; on nb201
 // operation counts too: with a budget of a few samples those of each one-hot block (see
 // kCountDesignSamples), above it those on dead edges (kDeadOpVariance)); C is then
 // updated as if it had been measured (rank-one update). This maximises the information

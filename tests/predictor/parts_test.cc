@@ -153,67 +153,6 @@ TEST_F(PartsTest, EmbeddingRecoversAHeadBetweenSources) {
   EXPECT_LT(r.median_error, 0.02);
 }
 
-// log t = a source's head + x(a) . w, w on a few per-edge operation features. The residual
-// inherits its noise level from the embedding settings it builds on, so it shrinks w
-// towards 0: it recovers the direction of w and ranks better than the embedding alone.
-TEST_F(PartsTest, ResidualRecoversPerPositionCostsBeyondTheSources) {
-  const BaseModel& m = nb201();
-  DeviceHead target = *m.SourceHead("synthetic_2");
-  target.w.assign(m.num_features(), 0.0);
-  target.w[3] = 0.15;   // one op on the first edge
-  target.w[12] = -0.1;  // another on the third
-  const auto latency = [&](const core::Architecture& arch) {
-    double t = 0;
-    m.Predict(target, {arch}, &t);
-    return t;
-  };
-  const Recovery alone = FitWithPartAlone(m, "embedding", 60, latency);
-  const Recovery r = FitWithPartAlone(m, "residual", 60, latency);
-  EXPECT_GT(r.spearman, alone.spearman + 0.01);
-  ASSERT_FALSE(r.head.w.empty());
-  EXPECT_GT(r.head.w[3], 0.02);
-  EXPECT_LT(r.head.w[12], -0.02);
-}
-
-// log t = b + w . log(costs): FLOPs and bytes with their own exponents.
-TEST_F(PartsTest, CostModelRecoversAPowerLawOfTheCosts) {
-  const BaseModel& m = fbnet();
-  const auto latency = [&](const core::Architecture& arch) {
-    const core::Costs c = m.space().AnalyticCosts(arch);
-    return 0.02 * std::pow(c.flops / 1e6, 0.7) * std::pow(c.bytes / 1e6, 0.3);
-  };
-  const Recovery r = FitWithPartAlone(m, "cost_model", 30, latency);
-  EXPECT_GT(r.spearman, 0.97);
-  EXPECT_LT(r.median_error, 0.05);
-}
-
-// t proportional to FLOPs: a compute-bound device.
-TEST_F(PartsTest, OneCostRecoversLatencyProportionalToFlops) {
-  const BaseModel& m = fbnet();
-  const auto latency = [&](const core::Architecture& arch) {
-    return 3e-8 * m.space().AnalyticCosts(arch).flops;
-  };
-  const Recovery r = FitWithPartAlone(m, "one_cost", 5, latency);
-  EXPECT_GT(r.spearman, 0.99);
-  EXPECT_LT(r.median_error, 0.02);
-}
-
-// log t = b + sum of u_o * count_o: every operation multiplies latency by its factor.
-// The part also weighs the counts of the live edges and of the edges with a path to the
-// output, which random cells tell apart from every edge only with enough samples.
-TEST_F(PartsTest, CountsRecoverAFactorPerOperation) {
-  const BaseModel& m = nb201();
-  const double u[] = {0, -0.05, 0.4, 0.15, 0.1};
-  const auto latency = [&](const core::Architecture& arch) {
-    double log_t = 1.0;
-    for (int op = 0; op < 5; ++op) log_t += u[op] * Count(arch, op);
-    return std::exp(log_t);
-  };
-  const Recovery r = FitWithPartAlone(m, "counts", 40, latency);
-  EXPECT_GT(r.spearman, 0.99);
-  EXPECT_LT(r.median_error, 0.02);
-}
-
 // t = c0 + sum of c_o * count_o, skip_connect the cheapest: a runtime that runs every
 // edge one after another.
 TEST_F(PartsTest, AdditiveRecoversACostPerOperation) {
@@ -335,10 +274,10 @@ TEST_F(PartsTest, CombineWeighsCandidatesByMassAndEvidence) {
 
 TEST(AdaptOptionsTest, DisablePartsNamesAnUnknownPart) {
   AdaptOptions options;
-  EXPECT_TRUE(DisableParts("residual,counts", &options).ok());
-  EXPECT_FALSE(options.Enabled("counts"));
+  EXPECT_TRUE(DisableParts("embedding,source_additive", &options).ok());
+  EXPECT_FALSE(options.Enabled("source_additive"));
   EXPECT_TRUE(options.Enabled("additive"));
-  const absl::Status bad = DisableParts("residual,nonsense", &options);
+  const absl::Status bad = DisableParts("embedding,nonsense", &options);
   EXPECT_EQ(bad.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_NE(bad.message().find("nonsense"), std::string::npos);
 }
