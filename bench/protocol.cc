@@ -10,6 +10,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "latpred/bench/baselines.h"
+#include "latpred/bench/report.h"
 
 namespace latpred::bench {
 namespace {
@@ -20,16 +21,6 @@ const Method kSummaryOrder[kSummaryMethods] = {Method::kLatpred, kBaselines[0], 
                                                kBaselines[2]};
 
 std::string CsvNum(double v) { return std::isfinite(v) ? absl::StrFormat("%.6g", v) : ""; }
-
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
 
 }  // namespace
 

@@ -56,15 +56,6 @@ std::string JsonNumList(const std::vector<double>& v) {
   return absl::StrCat("[", absl::StrJoin(q, ","), "]");
 }
 
-std::string CsvField(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"') out += '"';
-    out += c;
-  }
-  return out + "\"";
-}
 
 const char* SelectionModeName(SelectionMode m) {
   switch (m) {
@@ -320,6 +311,16 @@ std::string ReportCsv(const AccuracyReport& report) {
                     CsvNum(a.mape.mean), ",", CsvNum(a.mape.std), ",", published, "\n");
   }
   return out;
+}
+
+std::string CsvField(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
 }
 
 std::string TargetsCsv(const AccuracyReport& report) {

@@ -30,6 +30,7 @@
 #include "model_manager.h"
 #include "model_registry.h"
 #include "service.h"
+#include "small_model.h"
 
 namespace latpred::service {
 namespace {
@@ -37,25 +38,9 @@ namespace {
 constexpr char kArch[] =
     "|nor_conv_3x3~0|+|nor_conv_1x1~0|avg_pool_3x3~1|+|skip_connect~0|none~1|nor_conv_3x3~2|";
 
-// A small NB201 base model trained on the bundled data (about a second on 2 cores).
+// A small NB201 base model trained on the bundled data.
 std::shared_ptr<const predictor::BaseModel> SmallNb201Model() {
-  auto table = core::ReadLatencyTable(LATPRED_DATA_DIR "/help/nb201_latency.csv",
-                                      core::Nb201Space());
-  EXPECT_TRUE(table.ok()) << table.status();
-  if (!table.ok()) return nullptr;
-  predictor::TrainingData data;
-  data.space = &core::Nb201Space();
-  data.devices = table->devices;
-  for (size_t r = 0; r < 500; ++r) {
-    data.archs.push_back(table->archs[r]);
-    for (size_t c = 0; c < table->devices.size(); ++c) data.latency_ms.push_back(table->at(r, c));
-  }
-  predictor::TrainOptions options;
-  options.epochs = 2;
-  options.threads = 2;
-  auto model = predictor::BaseModel::Train(data, options);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return model.ok() ? *model : nullptr;
+  return latpred::testing::SmallNb201Model(500, 2);
 }
 
 // The NAS-Bench-201 architecture at index (0 to 15624) of the space's enumeration.

@@ -19,6 +19,7 @@
 #include "message_pool.h"
 #include "model_manager.h"
 #include "model_registry.h"
+#include "small_model.h"
 
 namespace latpred::service {
 namespace {
@@ -183,24 +184,9 @@ TEST(ModelRegistryTest, ConcurrentReadersSeeOneVersionOrTheNext) {
   EXPECT_EQ(bad.load(), 0) << "a reader saw versions go backwards";
 }
 
-// A small NB201 base model trained on the bundled data (a few seconds on 2 cores).
+// A small NB201 base model trained on the bundled data.
 std::shared_ptr<const predictor::BaseModel> SmallNb201Model() {
-  auto table = core::ReadLatencyTable(LATPRED_DATA_DIR "/help/nb201_latency.csv",
-                                      core::Nb201Space());
-  EXPECT_TRUE(table.ok()) << table.status();
-  predictor::TrainingData data;
-  data.space = &core::Nb201Space();
-  data.devices = table->devices;
-  for (size_t r = 0; r < 1500; ++r) {
-    data.archs.push_back(table->archs[r]);
-    for (size_t c = 0; c < table->devices.size(); ++c) data.latency_ms.push_back(table->at(r, c));
-  }
-  predictor::TrainOptions options;
-  options.epochs = 3;
-  options.threads = 2;
-  auto model = predictor::BaseModel::Train(data, options);
-  EXPECT_TRUE(model.ok()) << model.status();
-  return *model;
+  return latpred::testing::SmallNb201Model(1500, 3);
 }
 
 // A head entry answers from its latency table exactly what the base model predicts, on

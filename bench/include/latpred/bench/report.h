@@ -40,6 +40,9 @@ std::string ReportJson(const AccuracyReport& report);
 // count fit, with NASFLAT's published 20-sample figure as a marker.
 std::string ReportSvg(const AccuracyReport& report);
 
+// A CSV cell: quoted (quotes doubled) when it holds a comma, a quote or a newline.
+std::string CsvField(const std::string& s);
+
 // Writes accuracy.csv, accuracy_targets.csv, accuracy.json and accuracy.svg to dir
 // (created if missing), generalization.csv under the general protocol, and ablation.csv
 // (latpred's Spearman per target with each part left out) with --ablate.
