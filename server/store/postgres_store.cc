@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <iostream>
 #include <mutex>
 #include <optional>
 #include <pqxx/pqxx>
@@ -221,6 +222,16 @@ absl::StatusOr<std::unique_ptr<pqxx::connection>> Connect(const std::string& uri
     return absl::UnavailableError(absl::StrCat("cannot connect to PostgreSQL at ",
                                                RedactStoreUri(uri), ": ", reason));
   }
+}
+
+// Connect for a request: what PostgreSQL said names the database (user, host, port,
+// database), which belongs in the server's log, not in an answer any client reads.
+absl::StatusOr<std::unique_ptr<pqxx::connection>> ConnectForRequest(const std::string& uri) {
+  absl::StatusOr<std::unique_ptr<pqxx::connection>> conn = Connect(uri);
+  if (conn.ok()) return conn;
+  std::cerr << "latpred-server: store: " << conn.status().message() << std::endl;
+  return absl::UnavailableError(
+      "the PostgreSQL store cannot be reached; retry later (the server's log has the reason)");
 }
 
 // Holds a session-level advisory lock; closing its connection releases the lock.
@@ -584,7 +595,7 @@ class PostgresStore final : public Store {
   }
 
   absl::StatusOr<std::unique_ptr<StoreLock>> Lock(std::string_view name) override {
-    ASSIGN_OR_RETURN(std::unique_ptr<pqxx::connection> conn, Connect(uri_));
+    ASSIGN_OR_RETURN(std::unique_ptr<pqxx::connection> conn, ConnectForRequest(uri_));
     const std::string key = absl::StrCat("latpred.lock:", AbslView(name));
     try {
       pqxx::nontransaction txn(*conn);
@@ -634,7 +645,7 @@ class PostgresStore final : public Store {
         if (conn->is_open()) return conn;
       }
     }
-    return Connect(uri_);
+    return ConnectForRequest(uri_);
   }
 
   void Return(std::unique_ptr<pqxx::connection> conn) {

@@ -929,5 +929,32 @@ TEST(PostgresStoreTest, UnreachableServerIsUnavailableWithoutThePassword) {
             "postgres://u:***@h:5/db?sslmode=require&password=***");
 }
 
+// A store whose server goes away answers UNAVAILABLE without naming the database: the
+// user, the host (here the socket directory), the port and the database name stay in
+// the server's log.
+TEST(PostgresStoreTest, LostServerIsUnavailableWithoutConnectionDetails) {
+  const std::string dir = ::testing::TempDir() + "latpred-pg-lost";
+  auto pg = testing::TestPostgres::Start(dir);
+  if (!pg.ok() && pg.status().code() == absl::StatusCode::kFailedPrecondition) {
+    GTEST_SKIP() << pg.status();
+  }
+  ASSERT_TRUE(pg.ok()) << pg.status();
+  absl::StatusOr<std::string> uri = (*pg)->CreateDatabase();
+  ASSERT_TRUE(uri.ok()) << uri.status();
+  absl::StatusOr<std::unique_ptr<Store>> store = OpenStore(*uri);
+  ASSERT_TRUE(store.ok()) << store.status();
+  ASSERT_TRUE((*store)->CountAllSamples().ok());
+  ASSERT_TRUE(testing::TestPostgres::Stop(dir).ok());
+  const auto count = (*store)->CountAllSamples();
+  ASSERT_FALSE(count.ok());
+  EXPECT_EQ(count.status().code(), absl::StatusCode::kUnavailable) << count.status();
+  const std::string message(count.status().message());
+  EXPECT_THAT(message, HasSubstr("cannot be reached"));
+  EXPECT_THAT(message, ::testing::Not(HasSubstr(dir)));
+  const size_t slash = uri->rfind('/');
+  const std::string database = uri->substr(slash + 1, uri->find('?') - slash - 1);
+  EXPECT_THAT(message, ::testing::Not(HasSubstr(database)));
+}
+
 }  // namespace
 }  // namespace latpred::store
