@@ -58,6 +58,10 @@ ABSL_FLAG(int, max_label_length, latpred::service::Limits().max_label_length,
           "most bytes of a label's key, and of its value");
 ABSL_FLAG(int, max_features, latpred::service::Limits().max_features,
           "most descriptor features RegisterDevice accepts for one device");
+ABSL_FLAG(std::string, adapt_off, "",
+          "comma-separated adaptation parts to switch off (embedding, additive, "
+          "additive_costs, source_additive); default: every part, as measured in "
+          "bench/README.md");
 ABSL_FLAG(int, max_fit_samples, latpred::service::Limits().max_fit_samples,
           "most samples one AdaptDevice fit uses (a fit's time grows with its samples); a "
           "device with more is fit on a uniform subset fixed by a hash of each "
@@ -147,6 +151,12 @@ int main(int argc, char** argv) {
   options.limits.max_label_length = absl::GetFlag(FLAGS_max_label_length);
   options.limits.max_features = absl::GetFlag(FLAGS_max_features);
   options.limits.max_fit_samples = absl::GetFlag(FLAGS_max_fit_samples);
+  if (absl::Status s = latpred::predictor::DisableParts(absl::GetFlag(FLAGS_adapt_off),
+                                                        &options.adapt);
+      !s.ok()) {
+    std::cerr << "latpred-server: --adapt-off: " << s.message() << std::endl;
+    return 1;
+  }
   options.metrics_port = absl::GetFlag(FLAGS_metrics_port);
   options.tls_cert_file = absl::GetFlag(FLAGS_tls_cert);
   options.tls_key_file = absl::GetFlag(FLAGS_tls_key);

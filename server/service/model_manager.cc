@@ -94,12 +94,13 @@ std::vector<store::Sample> SelectFitSamples(std::vector<store::Sample> samples, 
 
 ModelManager::ModelManager(store::Store* store, ModelRegistry* registry,
                            metrics::Metrics* metrics, std::function<void(const std::string&)> log,
-                           int max_fit_samples)
+                           int max_fit_samples, predictor::AdaptOptions adapt)
     : store_(store),
       registry_(registry),
       metrics_(metrics),
       log_(std::move(log)),
-      max_fit_samples_(max_fit_samples) {}
+      max_fit_samples_(max_fit_samples),
+      adapt_(std::move(adapt)) {}
 
 absl::Status ModelManager::LoadOrTrainBase(const std::string& space_name,
                                            const predictor::TrainOptions& options) {
@@ -282,7 +283,7 @@ absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Fit(const std::st
   samples = SelectFitSamples(std::move(samples), max_fit_samples_);
   ASSIGN_OR_RETURN(std::vector<predictor::Observation> obs,
                    ToObservations(base.model->space(), samples));
-  ASSIGN_OR_RETURN(predictor::DeviceHead head, base.model->Adapt(obs));
+  ASSIGN_OR_RETURN(predictor::DeviceHead head, base.model->Adapt(obs, adapt_));
   store::ModelRecord record;
   record.device = device;
   record.space = space;
@@ -374,7 +375,7 @@ absl::Status ModelManager::RefreshZeroShot(const store::Device& device, const st
   if (refs.empty()) {
     head = base.model->Prior();
   } else {
-    ASSIGN_OR_RETURN(head, base.model->Adapt(refs));
+    ASSIGN_OR_RETURN(head, base.model->Adapt(refs, adapt_));
   }
   registry_->SetHead(device.name, space,
                      MakeHeadEntry(base, std::move(head), /*version=*/0,

@@ -48,7 +48,8 @@ class ModelManager {
   // (SelectFitSamples).
   ModelManager(store::Store* store, ModelRegistry* registry, metrics::Metrics* metrics,
                std::function<void(const std::string&)> log,
-               int max_fit_samples = kDefaultMaxFitSamples);
+               int max_fit_samples = kDefaultMaxFitSamples,
+               predictor::AdaptOptions adapt = predictor::AdaptOptions());
 
   // Loads the newest stored base model of the space, or trains one on the source
   // devices' samples and stores it.
@@ -103,6 +104,7 @@ class ModelManager {
   metrics::Metrics* metrics_;
   std::function<void(const std::string&)> log_;
   const int max_fit_samples_;
+  const predictor::AdaptOptions adapt_;
 };
 
 }  // namespace latpred::service

@@ -213,7 +213,7 @@ absl::StatusOr<std::unique_ptr<Server>> Server::Create(const Options& options) {
 
   state->manager = std::make_unique<ModelManager>(state->store.get(), &state->registry,
                                                   &state->metrics, opts.log,
-                                                  opts.limits.max_fit_samples);
+                                                  opts.limits.max_fit_samples, opts.adapt);
   state->jobs = std::make_unique<JobQueue>();
   ServiceContext context;
   context.store = state->store.get();

@@ -20,6 +20,7 @@
 #include <fstream>
 #include <limits>
 #include <random>
+#include <filesystem>
 #include <set>
 #include <sstream>
 #include <thread>
@@ -129,6 +130,28 @@ std::pair<int, std::string> RunCli(const std::vector<std::string>& args) {
   while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
   int status = pclose(pipe);
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+// --adapt-off names Adapt's parts; an unknown one stops the server before it creates or
+// opens anything, naming the parts it knows.
+TEST(ServerFlagsTest, UnknownAdaptationPartIsRefusedNamingTheParts) {
+  const std::string dir = ::testing::TempDir() + "latpred_adapt_off_never_created";
+  const std::string cmd = std::string(LATPRED_SERVER_BIN) +
+                          " --listen 127.0.0.1:0 --data-dir " + dir +
+                          " --adapt-off source_additive,nonsense 2>&1";
+  FILE* pipe = popen(cmd.c_str(), "r");
+  ASSERT_NE(pipe, nullptr);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof(buf), pipe)) > 0) out.append(buf, n);
+  const int status = pclose(pipe);
+  ASSERT_TRUE(WIFEXITED(status));
+  EXPECT_EQ(WEXITSTATUS(status), 1);
+  EXPECT_THAT(out, HasSubstr("--adapt-off"));
+  EXPECT_THAT(out, HasSubstr("'nonsense'"));
+  EXPECT_THAT(out, HasSubstr("embedding, additive, additive_costs, source_additive"));
+  EXPECT_FALSE(std::filesystem::exists(dir));
 }
 
 class ServerIntegrationTest : public ::testing::Test {

@@ -57,6 +57,8 @@ struct Options {
   // Largest PredictLatency / SubmitSamples batch accepted.
   int max_batch = 16384;
   Limits limits;
+  // Adapt's settings: the parts it averages and their priors (--adapt-off).
+  predictor::AdaptOptions adapt;
   // How often to poll the store for models and devices other replicas stored (0: never).
   int sync_interval_ms = 1000;
   // Threads for training and inference (0: all cores).
