@@ -10,6 +10,7 @@ PKGS=(
   libsqlite3-dev sqlite3 libpqxx-dev postgresql
   libpapi-dev
   libgtest-dev libgmock-dev
+  clang libclang-rt-14-dev
   prometheus-cpp-dev libcpp-httplib-dev prometheus openssl curl
   python3-grpcio python3-protobuf python3-pytest
 )
