@@ -127,10 +127,16 @@ absl::StatusOr<LatencyTable> ReadLatencyTable(const std::string& path,
     absl::ConsumeSuffix(&line, "\r");
     if (i == 0) {
       ASSIGN_OR_RETURN(table.devices, ParseHeader(path, line));
-      table.archs.reserve(lines.size());
-      table.indices.reserve(lines.size());
-      table.canonical.reserve(lines.size());
-      table.latency.reserve(lines.size() * table.devices.size());
+      // Only lines that hold a row: a row has a comma per device, so rows x devices is
+      // bounded by the file's size (blank lines would not be).
+      size_t rows = 0;
+      for (size_t j = 1; j < lines.size(); ++j) {
+        rows += !absl::StripAsciiWhitespace(lines[j]).empty();
+      }
+      table.archs.reserve(rows);
+      table.indices.reserve(rows);
+      table.canonical.reserve(rows);
+      table.latency.reserve(std::min(rows * table.devices.size(), data.size()));
       continue;
     }
     if (absl::StripAsciiWhitespace(line).empty()) continue;
