@@ -94,18 +94,16 @@ AdaptContext::AdaptContext(const BaseModel& m, const std::vector<Observation>& o
   f = model.num_features();
   p2 = p + f;
   first_cost = p2 - core::SearchSpace::kCostFeatures;
-  one_hot = f - core::SearchSpace::kCostFeatures;
   exp_costs = core::SearchSpace::kCostFeatures - 1;
   coef_size = 1 + f + exp_costs;
   rows = DesignRows(model, archs);
-  gram = MakeGram(rows, y, p);
   x = model.Features(archs);
   layout = CountLayout(space, f);
-  count_rows = OpCountRows(layout, x, archs.size(), [this](int j) { return feature_scale(j); });
+  const std::vector<double> count_rows =
+      OpCountRows(layout, x, archs.size(), [this](int j) { return feature_scale(j); });
   for (int b : BlocksTheSamplesTellApart(layout, count_rows, archs.size())) {
     told_apart.push_back({b * layout.per_block, (b + 1) * layout.per_block});
   }
-  ScoreEmbedding();
 }
 
 std::vector<double> AdaptContext::NoiseGrid(const std::vector<double>& scales) const {
@@ -116,41 +114,6 @@ std::vector<double> AdaptContext::NoiseGrid(const std::vector<double>& scales) c
     if (v > top) grid.push_back(v);
   }
   return grid;
-}
-
-PriorSetting AdaptContext::MakeEmbeddingSetting(const EmbeddingSetting& s) const {
-  PriorSetting setting;
-  setting.mean = s.mean < 0 ? prior.mean : prior.sources[s.mean];
-  setting.cov = PriorCovariance(prior, s.alpha, s.beta);
-  if (Cholesky(setting.cov, &setting.cov_lower)) setting.cov_inv = CholeskyInverse(setting.cov_lower);
-  setting.noise = s.noise;
-  return setting;
-}
-
-void AdaptContext::ScoreEmbedding() {
-  const auto design = std::make_shared<const Design>(Design{rows, p, gram, {}});
-  for (double alpha : options.alphas) {
-    for (double beta : options.betas) {
-      const Matrix cov = PriorCovariance(prior, alpha, beta);
-      Matrix lower;
-      if (!Cholesky(cov, &lower)) continue;
-      const Matrix inv = CholeskyInverse(lower);
-      for (double noise : NoiseGrid(options.noise_scales)) {
-        for (int mean = -1; mean < static_cast<int>(prior.sources.size()); ++mean) {
-          const std::vector<double>& m = mean < 0 ? prior.mean : prior.sources[mean];
-          Candidate c;
-          c.evidence = Posterior(gram, m, lower, inv, noise, &c.theta);
-          if (c.evidence == -INFINITY) continue;
-          const EmbeddingSetting s{alpha, beta, noise, mean};
-          c.loo = [this, s, design] {
-            return LeaveOneOut(*design, y, MakeEmbeddingSetting(s), LooSamples(*this));
-          };
-          embedding_settings.push_back(s);
-          embedding_candidates.push_back(std::move(c));
-        }
-      }
-    }
-  }
 }
 
 PriorSetting AdaptContext::BlockPrior(const PriorSetting* head, const std::vector<double>& mean,

@@ -35,13 +35,11 @@ struct Candidate {
   std::function<std::vector<double>()> loo;
 };
 
-// A design: the samples' rows in a part's own parameters phi (n x q), their Gram, and
-// the map M from phi to theta = M phi (p2 x q; empty when theta = phi).
+// A design: the samples' rows in a part's own parameters (n x q) and their Gram.
 struct Design {
   std::vector<double> rows;
   int q = 0;
   Gram gram;
-  std::vector<double> expand;
 };
 
 // A range [begin, end) of operation-count columns (OpCountLayout).
@@ -66,26 +64,13 @@ class AdaptContext {
   int dim = 0, p = 0;       // embedding size; p = dim + 1 ([z; b])
   int f = 0, p2 = 0;        // features; p2 = p + f ([z; b; w])
   int first_cost = 0;       // index in theta of the first analytic cost feature
-  int one_hot = 0;          // features before the analytic costs
   int exp_costs = 0;        // analytic costs encoded as log1p (all but kernels)
   int coef_size = 0;        // size of an additive candidate's theta
   std::vector<double> rows; // [h(a), 1] per sample, n x p
-  Gram gram;
   std::vector<double> x;    // standardised features, n x f
   OpCountLayout layout;
-  std::vector<double> count_rows;  // centred operation counts, n x layout.columns
   std::vector<Columns> told_apart; // the count blocks the samples tell apart
 
-  // The embedding's settings (prior mean: the average source head or one source head;
-  // covariance alpha * (spread + beta * scale); noise on a grid), scored once here.
-  struct EmbeddingSetting {
-    double alpha = 0, beta = 0, noise = 0;
-    int mean = -1;  // -1: the average source head; else that source's head
-  };
-  std::vector<EmbeddingSetting> embedding_settings;
-  std::vector<Candidate> embedding_candidates;  // one per embedding_settings entry
-
-  PriorSetting MakeEmbeddingSetting(const EmbeddingSetting& s) const;
   // Base model noise times each scale, then every device noise level above those.
   std::vector<double> NoiseGrid(const std::vector<double>& scales) const;
   // The prior that is head's on its first parameters (none when null) and independent
@@ -96,9 +81,6 @@ class AdaptContext {
   std::vector<double> BlockColumns(const std::vector<double>& counts, size_t n, Columns cc) const;
   double feature_scale(int j) const { return model.feature_scale(j); }
   double feature_mean(int j) const { return model.feature_mean(j); }
-
- private:
-  void ScoreEmbedding();
 };
 
 // Leave-one-out log predictions of a linear setting on design d (targets y), for the

@@ -90,6 +90,17 @@ SumModel CostSum(const AdaptContext& ctx) {
   return m;
 }
 
+// The plain sum's columns and weights: with a floor column, that column stands for the
+// reference op's count, so that a prior truncated at 0 holds the floor op the cheapest.
+std::vector<double> PlainSumFloorColumns(const SumModel& model, std::vector<double> columns,
+                                         size_t n) {
+  return model.floor < 0 ? columns : WithFloorOp(std::move(columns), n, model.width, model.floor);
+}
+
+std::vector<double> PlainSumWeights(const SumModel& model, const std::vector<double>& phi) {
+  return model.floor < 0 ? phi : FromFloorOp(phi, model.floor);
+}
+
 }  // namespace
 
 std::vector<SumModel> SumModels(const AdaptContext& ctx) {
@@ -174,15 +185,6 @@ void ScoreSum(const AdaptContext& ctx, const SumModel& model, const std::vector<
     };
     out->push_back(std::move(cand));
   }
-}
-
-std::vector<double> PlainSumFloorColumns(const SumModel& model, std::vector<double> columns,
-                                         size_t n) {
-  return model.floor < 0 ? columns : WithFloorOp(std::move(columns), n, model.width, model.floor);
-}
-
-std::vector<double> PlainSumWeights(const SumModel& model, const std::vector<double>& phi) {
-  return model.floor < 0 ? phi : FromFloorOp(phi, model.floor);
 }
 
 void ScorePlainSum(const AdaptContext& ctx, const SumModel& model,

@@ -41,12 +41,6 @@ void ScoreSum(const AdaptContext& ctx, const SumModel& model, const std::vector<
               const std::function<std::vector<double>(const std::vector<double>&)>& phi_to_add,
               std::vector<Candidate>* out);
 
-// The plain sum's columns and weights: with a floor column, that column stands for the
-// reference op's count, so that a prior truncated at 0 holds the floor op the cheapest.
-std::vector<double> PlainSumFloorColumns(const SumModel& model, std::vector<double> columns,
-                                         size_t n);
-std::vector<double> PlainSumWeights(const SumModel& model, const std::vector<double>& phi);
-
 // Scores the plain sum: c0 ~ N(1, kBiasPriorVariance), every other weight ~ N(0, v) held
 // non-negative, for each v of variances.
 void ScorePlainSum(const AdaptContext& ctx, const SumModel& model,
