@@ -22,7 +22,7 @@ namespace latpred::predictor {
 
 const std::vector<std::string>& PartNames() {
   static const std::vector<std::string> names = {
-      "embedding", "additive", "additive_costs", "source_additive"};
+      "embedding", "additive", "additive_costs", "source_additive", "descriptor"};
   return names;
 }
 
@@ -49,6 +49,7 @@ std::vector<std::unique_ptr<Part>> MakeParts(const AdaptOptions& options) {
   all.push_back(MakeAdditivePart());
   all.push_back(MakeAdditiveCostsPart());
   all.push_back(MakeSourceAdditivePart());
+  all.push_back(MakeDescriptorPart());
   std::vector<std::unique_ptr<Part>> enabled;
   for (auto& part : all) {
     if (options.Enabled(part->name())) enabled.push_back(std::move(part));
@@ -58,9 +59,10 @@ std::vector<std::unique_ptr<Part>> MakeParts(const AdaptOptions& options) {
 
 absl::StatusOr<DeviceHead> BaseModel::FitParts(const std::vector<Observation>& observations,
                                                 const AdaptOptions& options,
+                                                const DescriptorPrior* descriptor,
                                                 double* log_evidence) const {
   const auto start = std::chrono::steady_clock::now();
-  const AdaptContext ctx(*this, observations, options);
+  const AdaptContext ctx(*this, observations, options, descriptor);
   std::vector<PartCandidates> scored;
   for (const auto& part : MakeParts(options)) {
     PartCandidates entry{part->name(), part->Mass(ctx), {}};
@@ -74,8 +76,19 @@ absl::StatusOr<DeviceHead> BaseModel::FitParts(const std::vector<Observation>& o
   return std::move(combined.head);
 }
 
+DeviceHead BaseModel::ZeroShot(const DescriptorPrior* descriptor) const {
+  const int dim = embedding_dim();
+  if (descriptor == nullptr || static_cast<int>(descriptor->mean.size()) != dim + 1) return Prior();
+  DeviceHead head;
+  head.z.assign(descriptor->mean.begin(), descriptor->mean.begin() + dim);
+  head.b = descriptor->mean[dim];
+  head.fit.descriptor_weight = 1;
+  return head;
+}
+
 absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& observations,
-                                            const AdaptOptions& options) const {
+                                            const AdaptOptions& options,
+                                            const DescriptorPrior* descriptor) const {
   const auto start = std::chrono::steady_clock::now();
   if (observations.empty()) {
     return absl::FailedPreconditionError("no samples to adapt on: submit samples first");
@@ -88,7 +101,7 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
     }
   }
   double evidence = 0, evidence_without = 0;
-  absl::StatusOr<DeviceHead> head = FitParts(observations, options, &evidence);
+  absl::StatusOr<DeviceHead> head = FitParts(observations, options, descriptor, &evidence);
   const int n = static_cast<int>(observations.size());
   if (!head.ok() || n < options.glitch_min_samples || n > options.glitch_max_samples) return head;
   // The candidate: the sample whose log latency the fit on all of them misses most.
@@ -111,7 +124,7 @@ absl::StatusOr<DeviceHead> BaseModel::Adapt(const std::vector<Observation>& obse
   for (int i = 0; i < n; ++i) {
     if (i != worst) rest.push_back(observations[i]);
   }
-  absl::StatusOr<DeviceHead> without = FitParts(rest, options, &evidence_without);
+  absl::StatusOr<DeviceHead> without = FitParts(rest, options, descriptor, &evidence_without);
   // Posterior odds of "the candidate is a glitch" against "no glitch": p(the rest) times
   // the glitch's density at its log latency, over p(all), each with its prior.
   const double log_odds = evidence_without - evidence +

@@ -79,8 +79,8 @@ int LooSamples(const AdaptContext& ctx) {
 }
 
 AdaptContext::AdaptContext(const BaseModel& m, const std::vector<Observation>& observations,
-                           const AdaptOptions& o)
-    : model(m), options(o), space(m.space()) {
+                           const AdaptOptions& o, const DescriptorPrior* d)
+    : model(m), options(o), space(m.space()), descriptor(d) {
   for (const Observation& obs : observations) {
     archs.push_back(obs.arch);
     y.push_back(std::log(obs.latency_ms));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "latpred/predictor/adapt_options.h"
+#include "latpred/predictor/descriptor.h"
 #include "latpred/predictor/predictor.h"
 #include "posterior.h"
 #include "prior.h"
@@ -51,11 +52,12 @@ class AdaptContext {
  public:
   // Observations must be positive and finite (Adapt checks).
   AdaptContext(const BaseModel& model, const std::vector<Observation>& observations,
-               const AdaptOptions& options);
+               const AdaptOptions& options, const DescriptorPrior* descriptor = nullptr);
 
   const BaseModel& model;
   const AdaptOptions& options;
   const core::SearchSpace& space;
+  const DescriptorPrior* descriptor;  // the device's descriptor prior, or null
   std::vector<core::Architecture> archs;
   std::vector<double> y;      // log latency
   std::vector<double> truth;  // latency_ms

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string_view>
 
 #include "latpred/core/stats.h"
 
@@ -61,13 +62,15 @@ Combined Combine(const AdaptContext& ctx, const std::vector<PartCandidates>& par
   }
   std::vector<Weighted> all;
   std::vector<double> avg(ctx.p2, 0.0), add(ctx.coef_size, 0.0);
-  double total = 0, add_total = 0;
+  double total = 0, add_total = 0, descriptor_total = 0;
   for (const PartCandidates& part : parts) {
+    const bool descriptor = std::string_view(part.part) == "descriptor";
     for (const Candidate& c : part.candidates) {
       const double w = part.mass * std::exp(c.evidence - top) /
                        static_cast<double>(part.candidates.size());
       all.push_back({&c, w});
       total += w;
+      if (descriptor) descriptor_total += w;
       std::vector<double>& sum = c.additive ? add : avg;
       if (c.additive) add_total += w;
       for (size_t k = 0; k < c.theta.size(); ++k) sum[k] += w * c.theta[k];
@@ -106,6 +109,7 @@ Combined Combine(const AdaptContext& ctx, const std::vector<PartCandidates>& par
   ctx.model.Predict(head, ctx.archs, fitted.data());
   FitStats& fit = head.fit;
   fit.samples = static_cast<int>(n);
+  fit.descriptor_weight = total > 0 ? descriptor_total / total : 0;
   fit.fit_spearman = n >= 2 ? core::Spearman(ctx.truth, fitted) : 0;
   if (!std::isfinite(fit.fit_spearman)) fit.fit_spearman = 0;
   fit.fit_mape = core::Mape(ctx.truth, fitted);

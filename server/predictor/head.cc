@@ -47,7 +47,7 @@ std::string DeviceHead::Serialize() const {
   }
   absl::StrAppend(&out, "\nfit=", fit.samples, ",", Exact(fit.fit_spearman), ",",
                   Exact(fit.fit_mape), ",", Exact(fit.loo_mape), ",", Exact(fit.seconds), ",",
-                  Exact(fit.loo_log_sd), "\n");
+                  Exact(fit.loo_log_sd), ",", Exact(fit.descriptor_weight), "\n");
   // Canonical architecture strings hold no ';'.
   if (!fit.set_aside.empty()) absl::StrAppend(&out, "aside=", absl::StrJoin(fit.set_aside, ";"), "\n");
   return out;
@@ -90,13 +90,14 @@ absl::StatusOr<DeviceHead> DeviceHead::Deserialize(std::string_view blob) {
       }
     } else if (kv.first == "aside") {
       head.fit.set_aside = absl::StrSplit(kv.second, ';', absl::SkipEmpty());
-    } else if (kv.first == "fit" && (parts.size() == 5 || parts.size() == 6)) {
+    } else if (kv.first == "fit" && parts.size() >= 5 && parts.size() <= 7) {
       ok = absl::SimpleAtoi(parts[0], &head.fit.samples) &&
            absl::SimpleAtod(parts[1], &head.fit.fit_spearman) &&
            absl::SimpleAtod(parts[2], &head.fit.fit_mape) &&
            absl::SimpleAtod(parts[3], &head.fit.loo_mape) &&
            absl::SimpleAtod(parts[4], &head.fit.seconds) &&
-           (parts.size() == 5 || absl::SimpleAtod(parts[5], &head.fit.loo_log_sd));
+           (parts.size() < 6 || absl::SimpleAtod(parts[5], &head.fit.loo_log_sd)) &&
+           (parts.size() < 7 || absl::SimpleAtod(parts[6], &head.fit.descriptor_weight));
     }
     if (!ok) return absl::DataLossError(absl::StrCat("stored device head: bad line '", lines[i], "'"));
   }

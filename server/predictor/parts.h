@@ -30,6 +30,7 @@ std::unique_ptr<Part> MakeEmbeddingPart();       // part_embedding.cc
 std::unique_ptr<Part> MakeAdditivePart();        // part_additive.cc
 std::unique_ptr<Part> MakeAdditiveCostsPart();   // part_additive_costs.cc
 std::unique_ptr<Part> MakeSourceAdditivePart();  // part_source_additive.cc
+std::unique_ptr<Part> MakeDescriptorPart();      // part_descriptor.cc
 
 // The enabled parts of options, in PartNames() order.
 std::vector<std::unique_ptr<Part>> MakeParts(const AdaptOptions& options);

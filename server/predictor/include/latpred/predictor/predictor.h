@@ -26,6 +26,7 @@
 
 #include "absl/status/statusor.h"
 #include "latpred/predictor/adapt_options.h"
+#include "latpred/predictor/descriptor.h"
 #include "latpred/core/search_space.h"
 
 namespace latpred::predictor {
@@ -75,6 +76,9 @@ struct FitStats {
   // A robust spread of log(measured / predicted): 1.4826 times the median absolute
   // leave-one-out log error (the sd of a normal); the predictive interval's scale.
   double loo_log_sd = 0;
+  // The share of the head that the descriptor part holds (0 without a descriptor prior;
+  // 1 for a zero-shot head from the descriptor).
+  double descriptor_weight = 0;
   double seconds = 0;
   // The samples Adapt set aside as measurement glitches (their architectures'
   // canonical strings; see Adapt).
@@ -151,12 +155,18 @@ class BaseModel {
 
   // The zero-shot head: the prior mean over source devices.
   DeviceHead Prior() const;
+  // The zero-shot head of a device: its descriptor prior's mean where it has one (and
+  // fit.descriptor_weight 1), else Prior().
+  DeviceHead ZeroShot(const DescriptorPrior* descriptor) const;
   // Adapts a head to a device from its observations (at least one). Non-positive or
   // non-finite latencies are INVALID_ARGUMENT. With enough samples, the one sample
   // that is most likely a measurement glitch is set aside where the evidence says so
   // (FitStats::set_aside).
+  // descriptor: the device's descriptor prior (FitDescriptorPrior), scored by the
+  // descriptor part; null for none.
   absl::StatusOr<DeviceHead> Adapt(const std::vector<Observation>& observations,
-                                   const AdaptOptions& options = AdaptOptions()) const;
+                                   const AdaptOptions& options = AdaptOptions(),
+                                   const DescriptorPrior* descriptor = nullptr) const;
   // Picks k of candidates (indices) that best pin down a new device's head, given the
   // architectures already measured: greedy D-optimal design on h(a) and the features
   // under the prior, on the operation counts too with a budget of at most 5 samples.
@@ -176,7 +186,9 @@ class BaseModel {
   // Every enabled part on every observation, none set aside, combined; writes log
   // p(samples) under the model average to *log_evidence.
   absl::StatusOr<DeviceHead> FitParts(const std::vector<Observation>& observations,
-                                      const AdaptOptions& options, double* log_evidence) const;
+                                      const AdaptOptions& options,
+                                      const DescriptorPrior* descriptor,
+                                      double* log_evidence) const;
 
   struct Impl;
   explicit BaseModel(std::unique_ptr<Impl> impl);
