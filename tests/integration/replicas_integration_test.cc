@@ -3,7 +3,6 @@
 // once, samples and adapted models written through one replica are served by the other,
 // concurrent writes through both lose nothing and converge on one model version, and a
 // SIGKILLed replica does not disturb the other.
-#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -25,7 +24,7 @@
 #include "latpred/client/client.h"
 #include "latpred/core/dataset.h"
 #include "test_postgres.h"
-#include "read_file.h"
+#include "server_process.h"
 
 namespace latpred {
 namespace {
@@ -35,8 +34,6 @@ using Clock = std::chrono::steady_clock;
 constexpr char kDevice[] = "edge-box";
 constexpr char kHeldOut[] = "gold_6226";  // its bundled latencies stand in for a new device
 
-using ::latpred::testing::ReadFile;
-
 // Counts the occurrences of needle in text.
 int Count(const std::string& text, const std::string& needle) {
   int n = 0;
@@ -45,67 +42,24 @@ int Count(const std::string& text, const std::string& needle) {
 }
 
 // One latpred-server process on the shared database, its log in a file.
-class Replica {
- public:
-  Replica(const std::string& dir, const std::string& name, const std::string& store)
-      : log_(dir + "/" + name + ".log") {
-    pid_ = fork();
-    if (pid_ == 0) {
-      const int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      const std::string data_dir = dir + "/" + name;
-      execl(LATPRED_SERVER_BIN, LATPRED_SERVER_BIN, "--listen", "127.0.0.1:0", "--store",
-            store.c_str(), "--data-dir", data_dir.c_str(), "--exclude-devices", kHeldOut,
-            "--epochs", "3", "--threads", "1", "--sync-interval-ms", "200",
-            static_cast<char*>(nullptr));
-      _exit(127);
-    }
-  }
-  ~Replica() { Kill(SIGTERM); }
+std::unique_ptr<testing::ServerProcess> StartReplica(const std::string& dir,
+                                                     const std::string& name,
+                                                     const std::string& store) {
+  auto replica = std::make_unique<testing::ServerProcess>(
+      LATPRED_SERVER_BIN,
+      std::vector<std::string>{"--store", store, "--data-dir", dir + "/" + name,
+                               "--exclude-devices", kHeldOut, "--epochs", "3", "--threads", "1",
+                               "--sync-interval-ms", "200"},
+      dir + "/" + name + ".log");
+  replica->Spawn();
+  return replica;
+}
 
-  // Waits for the port and SERVING, then connects a client.
-  void WaitServing(Clock::time_point deadline) {
-    while (port_ == 0) {
-      ASSERT_TRUE(Alive()) << "replica exited early:\n" << ReadFile(log_);
-      ASSERT_LT(Clock::now(), deadline) << ReadFile(log_);
-      const std::string log = ReadFile(log_);
-      if (size_t at = log.find("listening on port "); at != std::string::npos) {
-        port_ = std::atoi(log.c_str() + at + 18);
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    client::ClientOptions options;
-    options.target = "127.0.0.1:" + std::to_string(port_);
-    auto c = client::Client::Connect(options);
-    ASSERT_TRUE(c.ok()) << c.status();
-    client_ = std::move(*c);
-    const auto left = std::chrono::duration_cast<std::chrono::seconds>(deadline - Clock::now());
-    absl::Status serving = client_->WaitUntilServing(absl::Seconds(left.count()));
-    ASSERT_TRUE(serving.ok()) << serving << "\n" << ReadFile(log_);
-  }
-
-  bool Alive() { return pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0; }
-
-  // Sends sig and reaps the process; returns its wait status.
-  int Kill(int sig) {
-    if (pid_ <= 0) return 0;
-    kill(pid_, sig);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return status;
-  }
-
-  client::Client& c() { return *client_; }
-  std::string log() const { return ReadFile(log_); }
-
- private:
-  std::string log_;
-  pid_t pid_ = -1;
-  int port_ = 0;
-  std::unique_ptr<client::Client> client_;
-};
+// Waits for a replica's port and SERVING, then connects its client.
+void WaitServing(testing::ServerProcess& replica, Clock::time_point deadline) {
+  const absl::Status serving = replica.WaitServing(deadline - Clock::now());
+  ASSERT_TRUE(serving.ok()) << serving;
+}
 
 v1::SubmitSamplesRequest Samples(const core::LatencyTable& table, size_t column, size_t from,
                                  size_t count) {
@@ -168,50 +122,50 @@ TEST(ReplicasIntegrationTest, TwoServersShareOnePostgresDatabase) {
 
   // Both start together on an empty database: one imports and trains, the other waits
   // on the store's lock and loads what was stored.
-  auto a = std::make_unique<Replica>(dir, "a", *uri);
-  auto b = std::make_unique<Replica>(dir, "b", *uri);
+  auto a = StartReplica(dir, "a", *uri);
+  auto b = StartReplica(dir, "b", *uri);
   const auto deadline = Clock::now() + std::chrono::minutes(12);
-  a->WaitServing(deadline);
-  b->WaitServing(deadline);
+  WaitServing(*a, deadline);
+  WaitServing(*b, deadline);
   ASSERT_FALSE(::testing::Test::HasFatalFailure());
   EXPECT_EQ(sql("SELECT COUNT(*) FROM models WHERE device = ''"), 2)
       << "one base model per space, trained once";
-  EXPECT_EQ(Count(a->log() + b->log(), "training the base model"), 2)
-      << "A:\n" << a->log() << "\nB:\n" << b->log();
+  EXPECT_EQ(Count(a->Log() + b->Log(), "training the base model"), 2)
+      << "A:\n" << a->Log() << "\nB:\n" << b->Log();
 
   // A device registered and measured through A is visible through B at once (both read
   // the database).
   v1::RegisterDeviceRequest reg;
   reg.set_name(kDevice);
-  ASSERT_TRUE(a->c().RegisterDevice(reg).ok());
-  auto submitted = a->c().SubmitSamples(Samples(*table, column, 0, 10));
+  ASSERT_TRUE(a->client().RegisterDevice(reg).ok());
+  auto submitted = a->client().SubmitSamples(Samples(*table, column, 0, 10));
   ASSERT_TRUE(submitted.ok()) << submitted.status();
   v1::GetDeviceRequest get;
   get.set_name(kDevice);
-  auto seen = b->c().GetDevice(get);
+  auto seen = b->client().GetDevice(get);
   ASSERT_TRUE(seen.ok()) << seen.status();
   EXPECT_EQ(seen->name(), kDevice);
 
   // A model adapted through A is served by B within a few seconds (B polls the store's
   // model versions every 200 ms).
-  auto adapted = a->c().AdaptDevice(Adapt());
+  auto adapted = a->client().AdaptDevice(Adapt());
   ASSERT_TRUE(adapted.ok()) << adapted.status();
   const int64_t v1 = adapted->model_version();
-  auto from_a = a->c().PredictLatency(Predict(*table));
+  auto from_a = a->client().PredictLatency(Predict(*table));
   ASSERT_TRUE(from_a.ok());
   EXPECT_EQ(from_a->model_version(), v1);
   const auto adapt_done = Clock::now();
   EXPECT_TRUE(Eventually(
       [&] {
-        auto p = b->c().PredictLatency(Predict(*table));
+        auto p = b->client().PredictLatency(Predict(*table));
         return p.ok() && p->model_version() == v1 && p->state() == v1::MODEL_STATE_ADAPTED;
       },
       std::chrono::seconds(5)))
-      << b->log();
+      << b->Log();
   std::cout << "replica B served model v" << v1 << " "
             << std::chrono::duration<double>(Clock::now() - adapt_done).count()
             << " s after A adapted it" << std::endl;
-  auto from_b = b->c().PredictLatency(Predict(*table));
+  auto from_b = b->client().PredictLatency(Predict(*table));
   ASSERT_TRUE(from_b.ok());
   ASSERT_EQ(from_b->latency_ms_size(), from_a->latency_ms_size());
   for (int i = 0; i < from_a->latency_ms_size(); ++i) {
@@ -224,16 +178,16 @@ TEST(ReplicasIntegrationTest, TwoServersShareOnePostgresDatabase) {
   std::atomic<int> failures{0};
   std::vector<std::thread> writers;
   for (int w = 0; w < 2; ++w) {
-    Replica* r = w == 0 ? a.get() : b.get();
+    testing::ServerProcess* r = w == 0 ? a.get() : b.get();
     writers.emplace_back([&, r, w] {
       for (int round = 0; round < kRounds; ++round) {
         const size_t from = 10 + (static_cast<size_t>(round) * 2 + w) * kBatch;
-        if (!r->c().SubmitSamples(Samples(*table, column, from, kBatch)).ok()) ++failures;
+        if (!r->client().SubmitSamples(Samples(*table, column, from, kBatch)).ok()) ++failures;
       }
     });
     writers.emplace_back([&, r] {
       for (int round = 0; round < kRounds / 2; ++round) {
-        if (!r->c().AdaptDevice(Adapt()).ok()) ++failures;
+        if (!r->client().AdaptDevice(Adapt()).ok()) ++failures;
       }
     });
   }
@@ -246,35 +200,35 @@ TEST(ReplicasIntegrationTest, TwoServersShareOnePostgresDatabase) {
             1 + kRounds);
 
   // A last adaptation sees every sample; both replicas settle on its version.
-  adapted = b->c().AdaptDevice(Adapt());
+  adapted = b->client().AdaptDevice(Adapt());
   ASSERT_TRUE(adapted.ok()) << adapted.status();
   EXPECT_EQ(adapted->fit().samples(), expected_samples);
   const int64_t latest = adapted->model_version();
   EXPECT_EQ(latest, sql("SELECT MAX(version) FROM models WHERE device = 'edge-box'"));
-  for (Replica* r : {a.get(), b.get()}) {
+  for (testing::ServerProcess* r : {a.get(), b.get()}) {
     EXPECT_TRUE(Eventually(
         [&] {
-          auto p = r->c().PredictLatency(Predict(*table));
+          auto p = r->client().PredictLatency(Predict(*table));
           return p.ok() && p->model_version() == latest;
         },
         std::chrono::seconds(5)))
-        << r->log();
+        << r->Log();
   }
 
   // SIGKILL A: B keeps serving, storing and adapting.
   const int status = a->Kill(SIGKILL);
   EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
-  auto after = b->c().PredictLatency(Predict(*table));
+  auto after = b->client().PredictLatency(Predict(*table));
   ASSERT_TRUE(after.ok()) << after.status();
   EXPECT_EQ(after->model_version(), latest);
-  ASSERT_TRUE(b->c().SubmitSamples(Samples(*table, column, 1000, 5)).ok());
-  adapted = b->c().AdaptDevice(Adapt());
+  ASSERT_TRUE(b->client().SubmitSamples(Samples(*table, column, 1000, 5)).ok());
+  adapted = b->client().AdaptDevice(Adapt());
   ASSERT_TRUE(adapted.ok()) << adapted.status();
   EXPECT_EQ(adapted->model_version(), latest + 1);
   EXPECT_EQ(adapted->fit().samples(), expected_samples + 5);
 
   const int b_status = b->Kill(SIGTERM);
-  EXPECT_TRUE(WIFEXITED(b_status) && WEXITSTATUS(b_status) == 0) << b->log();
+  EXPECT_TRUE(WIFEXITED(b_status) && WEXITSTATUS(b_status) == 0) << b->Log();
   (void)std::system(("rm -rf '" + dir + "'").c_str());
   (void)(*postgres)->Psql("postgres", "DROP DATABASE IF EXISTS " + database + " WITH (FORCE)");
 }
