@@ -89,6 +89,23 @@ CREATE TABLE sample_counts (
 INSERT INTO sample_counts (device, space, count)
   SELECT device, space, COUNT(*) FROM samples GROUP BY device, space;
 )sql",
+    // 3: SubmitSamples request ids per device, each with what its call answered, written
+    // by PutSamplesOnce in the transaction that stores the samples; seq numbers a
+    // device's ids in the order stored.
+    R"sql(
+CREATE TABLE request_ids (
+  device TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  seq BIGINT NOT NULL,
+  space TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  accepted INTEGER NOT NULL,
+  rejected INTEGER NOT NULL,
+  created_ms BIGINT NOT NULL,
+  PRIMARY KEY (device, request_id)
+);
+CREATE INDEX request_ids_by_seq ON request_ids (device, seq);
+)sql",
 };
 constexpr int kLatestSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -377,6 +394,51 @@ class PostgresStore final : public Store {
 
   absl::Status PutSamples(std::string_view device, std::string_view space,
                           const std::vector<Sample>& samples) override {
+    return StoreSamples(device, space, samples, nullptr).status();
+  }
+
+  absl::StatusOr<std::optional<SubmitRecord>> PutSamplesOnce(
+      std::string_view device, std::string_view space, const std::vector<Sample>& samples,
+      const SubmitRecord& record) override {
+    return StoreSamples(device, space, samples, &record);
+  }
+
+  absl::StatusOr<std::optional<SubmitRecord>> GetSubmitRecord(
+      std::string_view device, std::string_view request_id) override {
+    const std::string dev(device), id(request_id);
+    std::optional<SubmitRecord> found;
+    RETURN_IF_ERROR(Transact(absl::StrCat("looking up request id of device \"", dev, "\""),
+                             [&](pqxx::work& txn) -> absl::Status {
+                               found = FindSubmitRecord(txn, dev, id);
+                               return absl::OkStatus();
+                             }));
+    return found;
+  }
+
+ private:
+  // The device's record of request_id, in txn.
+  static std::optional<SubmitRecord> FindSubmitRecord(pqxx::work& txn, const std::string& dev,
+                                                      const std::string& id) {
+    const pqxx::result rows = txn.exec_params(
+        "SELECT request_id, space, fingerprint, accepted, rejected, created_ms "
+        "FROM request_ids WHERE device = $1 AND request_id = $2",
+        dev, id);
+    if (rows.empty()) return std::nullopt;
+    SubmitRecord found;
+    found.request_id = rows[0][0].as<std::string>();
+    found.space = rows[0][1].as<std::string>();
+    found.fingerprint = rows[0][2].as<std::string>();
+    found.accepted = rows[0][3].as<int32_t>();
+    found.rejected = rows[0][4].as<int32_t>();
+    found.created_unix_ms = rows[0][5].as<int64_t>();
+    return found;
+  }
+
+  // PutSamples, and with a record, PutSamplesOnce.
+  absl::StatusOr<std::optional<SubmitRecord>> StoreSamples(std::string_view device,
+                                                           std::string_view space,
+                                                           const std::vector<Sample>& samples,
+                                                           const SubmitRecord* record) {
     RETURN_IF_ERROR(ValidateSamples(samples));
     // The last sample of an arch wins; rows go in key order so that concurrent writers
     // take row locks in the same order.
@@ -384,12 +446,24 @@ class PostgresStore final : public Store {
     for (const Sample& sample : samples) last[sample.arch] = &sample;
     const std::string dev(device), sp(space);
     const int64_t now = NowUnixMs();
+    std::optional<SubmitRecord> earlier;
     const absl::Status status = Transact(
         absl::StrCat("storing samples of device \"", dev, "\" in space \"", sp, "\""),
         [&](pqxx::work& txn) -> absl::Status {
+          earlier.reset();
           if (txn.exec_params("SELECT 1 FROM devices WHERE name = $1 FOR SHARE", dev)
                   .empty()) {
             return DeviceNotFound(dev);
+          }
+          if (record != nullptr) {
+            // Writers with request ids of one device queue here (every replica), so that
+            // one of two calls with the same id stores and the other finds its record:
+            // READ COMMITTED gives the next statement a snapshot that includes the
+            // previous holder's commit.
+            txn.exec_params("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+                            absl::StrCat("latpred.requests:", dev));
+            earlier = FindSubmitRecord(txn, dev, record->request_id);
+            if (earlier.has_value()) return absl::OkStatus();
           }
           // Rows this call inserted (xmax is 0 on a fresh row, set on one the conflict
           // updated) add to the device's count. A concurrent writer of the same new arch
@@ -427,11 +501,26 @@ class PostgresStore final : public Store {
                 "count = sample_counts.count + EXCLUDED.count",
                 dev, sp, added);
           }
+          if (record == nullptr) return absl::OkStatus();
+          // The device's newest record; those past kRequestIdsPerDevice are forgotten.
+          const int64_t seq =
+              txn.exec_params1(
+                     "INSERT INTO request_ids (device, request_id, seq, space, fingerprint, "
+                     "accepted, rejected, created_ms) SELECT $1, $2, COALESCE(MAX(seq), 0) + 1, "
+                     "$3, $4, $5, $6, $7 FROM request_ids WHERE device = $1 RETURNING seq",
+                     dev, record->request_id, sp, record->fingerprint, record->accepted,
+                     record->rejected, now)[0]
+                  .as<int64_t>();
+          txn.exec_params0("DELETE FROM request_ids WHERE device = $1 AND seq <= $2", dev,
+                           seq - kRequestIdsPerDevice);
           return absl::OkStatus();
         });
-    if (status.ok()) NotifyWrite();
-    return status;
+    RETURN_IF_ERROR(status);
+    if (!earlier.has_value()) NotifyWrite();
+    return earlier;
   }
+
+ public:
 
   absl::StatusOr<std::vector<Sample>> GetSamples(std::string_view device,
                                                  std::string_view space) override {

@@ -95,6 +95,23 @@ CREATE TABLE sample_counts (
 INSERT INTO sample_counts (device, space, count)
   SELECT device, space, COUNT(*) FROM samples GROUP BY device, space;
 )sql",
+    // 3: SubmitSamples request ids per device, each with what its call answered, written
+    // by PutSamplesOnce in the transaction that stores the samples. seq numbers a
+    // device's ids in the order stored, so that keeping the newest N is one range delete.
+    R"sql(
+CREATE TABLE request_ids (
+  device TEXT NOT NULL,
+  request_id TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  space TEXT NOT NULL,
+  fingerprint TEXT NOT NULL,
+  accepted INTEGER NOT NULL,
+  rejected INTEGER NOT NULL,
+  created_ms INTEGER NOT NULL,
+  PRIMARY KEY (device, request_id)
+) WITHOUT ROWID;
+CREATE INDEX request_ids_by_seq ON request_ids (device, seq);
+)sql",
 };
 constexpr int kLatestSchemaVersion = static_cast<int>(std::size(kMigrations));
 
@@ -505,9 +522,31 @@ class SqliteStore final : public Store {
     return devices;
   }
 
-  // Inserts or replaces all samples with one prepared statement in one transaction.
   absl::Status PutSamples(std::string_view device, std::string_view space,
                           const std::vector<Sample>& samples) override {
+    return StoreSamples(device, space, samples, nullptr).status();
+  }
+
+  absl::StatusOr<std::optional<SubmitRecord>> PutSamplesOnce(
+      std::string_view device, std::string_view space, const std::vector<Sample>& samples,
+      const SubmitRecord& record) override {
+    return StoreSamples(device, space, samples, &record);
+  }
+
+  absl::StatusOr<std::optional<SubmitRecord>> GetSubmitRecord(
+      std::string_view device, std::string_view request_id) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return FindSubmitRecord(device, request_id);
+  }
+
+ private:
+  // Inserts or replaces all samples with one prepared statement in one transaction, and
+  // with a record, stores it too unless the device already has its request id (then
+  // stores nothing and returns the stored record).
+  absl::StatusOr<std::optional<SubmitRecord>> StoreSamples(std::string_view device,
+                                                           std::string_view space,
+                                                           const std::vector<Sample>& samples,
+                                                           const SubmitRecord* record) {
     RETURN_IF_ERROR(ValidateSamples(samples));
     // Inserting in primary-key order fills B-tree pages in sequence instead of at
     // random (2-3x faster for large batches). The stable sort keeps the last of
@@ -525,10 +564,15 @@ class SqliteStore final : public Store {
     const std::string what =
         absl::StrCat("storing samples of device \"", AbslView(device), "\" in space \"",
                      AbslView(space), "\"");
+    std::optional<SubmitRecord> earlier;
     std::unique_lock<std::mutex> lock(mu_);
     const absl::Status status = InTransaction(db_, TxnMode::kWrite, what, [&]() -> absl::Status {
       ASSIGN_OR_RETURN(const bool exists, DeviceExists(device));
       if (!exists) return DeviceNotFound(device);
+      if (record != nullptr) {
+        ASSIGN_OR_RETURN(earlier, FindSubmitRecord(device, record->request_id));
+        if (earlier.has_value()) return absl::OkStatus();
+      }
       ASSIGN_OR_RETURN(
           Statement insert,
           Statement::Prepare(db_,
@@ -559,12 +603,74 @@ class SqliteStore final : public Store {
                                           what));
       count.BindText(1, device);
       count.BindText(2, space);
-      return count.Run();
+      RETURN_IF_ERROR(count.Run());
+      if (record == nullptr) return absl::OkStatus();
+      return InsertSubmitRecord(device, *record, now, what);
     });
     lock.unlock();
-    if (status.ok()) NotifyWrite();
-    return status;
+    RETURN_IF_ERROR(status);
+    if (!earlier.has_value()) NotifyWrite();
+    return earlier;
   }
+
+  // The device's record of request_id; the caller holds mu_.
+  absl::StatusOr<std::optional<SubmitRecord>> FindSubmitRecord(std::string_view device,
+                                                               std::string_view request_id) {
+    ASSIGN_OR_RETURN(
+        Statement select,
+        Statement::Prepare(db_,
+                           "SELECT request_id, space, fingerprint, accepted, rejected, "
+                           "created_ms FROM request_ids WHERE device = ?1 AND request_id = ?2",
+                           absl::StrCat("looking up request id of device \"",
+                                        AbslView(device), "\"")));
+    select.BindText(1, device);
+    select.BindText(2, request_id);
+    ASSIGN_OR_RETURN(const bool row, select.Step());
+    if (!row) return std::optional<SubmitRecord>();
+    SubmitRecord found;
+    found.request_id = select.ColumnText(0);
+    found.space = select.ColumnText(1);
+    found.fingerprint = select.ColumnText(2);
+    found.accepted = static_cast<int32_t>(select.ColumnInt(3));
+    found.rejected = static_cast<int32_t>(select.ColumnInt(4));
+    found.created_unix_ms = select.ColumnInt(5);
+    return std::optional<SubmitRecord>(std::move(found));
+  }
+
+  // Stores the record as the device's newest and forgets those past
+  // kRequestIdsPerDevice; the caller holds mu_ inside a write transaction.
+  absl::Status InsertSubmitRecord(std::string_view device, const SubmitRecord& record,
+                                  int64_t now, const std::string& what) {
+    ASSIGN_OR_RETURN(Statement insert,
+                     Statement::Prepare(db_,
+                                        "INSERT INTO request_ids (device, request_id, seq, "
+                                        "space, fingerprint, accepted, rejected, created_ms) "
+                                        "SELECT ?1, ?2, COALESCE(MAX(seq), 0) + 1, ?3, ?4, ?5, "
+                                        "?6, ?7 FROM request_ids WHERE device = ?1 "
+                                        "RETURNING seq",
+                                        what));
+    insert.BindText(1, device);
+    insert.BindText(2, record.request_id);
+    insert.BindText(3, record.space);
+    insert.BindText(4, record.fingerprint);
+    insert.BindInt(5, record.accepted);
+    insert.BindInt(6, record.rejected);
+    insert.BindInt(7, now);
+    ASSIGN_OR_RETURN(const bool row, insert.Step());
+    if (!row) return absl::InternalError(absl::StrCat("sqlite: ", what, ": no seq returned"));
+    const int64_t seq = insert.ColumnInt(0);
+    RETURN_IF_ERROR(insert.Run());  // finishes the statement
+    ASSIGN_OR_RETURN(Statement forget,
+                     Statement::Prepare(db_,
+                                        "DELETE FROM request_ids WHERE device = ?1 AND "
+                                        "seq <= ?2",
+                                        what));
+    forget.BindText(1, device);
+    forget.BindInt(2, seq - kRequestIdsPerDevice);
+    return forget.Run();
+  }
+
+ public:
 
   // Samples of (device, space) ordered by arch; empty for unknown devices.
   absl::StatusOr<std::vector<Sample>> GetSamples(std::string_view device,

@@ -58,6 +58,9 @@ MATCHER_P(SamplesAre, expected, "") {
   return true;
 }
 
+// The schema version this build migrates to (3: request_ids).
+constexpr int kLatestSchema = 3;
+
 // A fresh SQLite file (in a fresh directory) or a fresh PostgreSQL database per test.
 class StoreTest : public ::testing::TestWithParam<std::string> {
  protected:
@@ -538,13 +541,15 @@ TEST_P(StoreTest, MigrationFromVersionOneCountsExistingSamples) {
     ASSERT_THAT(store->PutSamples("a", "fbnet", MakeSamples("x", 2)), IsOk());
     ASSERT_THAT(store->PutSamples("b", "nb201", MakeSamples("y", 5)), IsOk());
   }
-  // What version 1 looked like: the same tables without sample_counts.
+  // What version 1 looked like: the same tables without sample_counts (and without
+  // request_ids, which version 3 adds).
   RawExec("DROP TABLE sample_counts");
+  RawExec("DROP TABLE request_ids");
   SetRawSchemaVersion(1);
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 2);
-  EXPECT_EQ(RawSchemaVersion(), 2);
+  EXPECT_EQ(store->schema_version(), kLatestSchema);
+  EXPECT_EQ(RawSchemaVersion(), kLatestSchema);
   absl::StatusOr<std::map<std::string, std::map<std::string, int64_t>>> all =
       store->CountAllSamples();
   ASSERT_THAT(all.status(), IsOk());
@@ -555,6 +560,178 @@ TEST_P(StoreTest, MigrationFromVersionOneCountsExistingSamples) {
   absl::StatusOr<std::map<std::string, int64_t>> b = store->CountSamples("b");
   ASSERT_THAT(b.status(), IsOk());
   EXPECT_EQ(*b, (std::map<std::string, int64_t>{{"nb201", 8}}));
+}
+
+SubmitRecord MakeRecord(const std::string& id, const std::string& fingerprint, int accepted) {
+  SubmitRecord record;
+  record.request_id = id;
+  record.space = "nb201";
+  record.fingerprint = fingerprint;
+  record.accepted = accepted;
+  record.rejected = 1;
+  return record;
+}
+
+// The real case of a retry: a batch stored with a request id, a newer measurement of one
+// of its architectures, then the batch again with the same id (its answer was lost).
+// The retry stores nothing (the newer latency stays) and gets the first call's record.
+TEST_P(StoreTest, PutSamplesOnceStoresARequestIdOnce) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->UpsertDevice(MakeDevice("dev")).status(), IsOk());
+  ASSERT_THAT(store->UpsertDevice(MakeDevice("other")).status(), IsOk());
+  const std::vector<Sample> batch = MakeSamples("a", 3);
+  absl::StatusOr<std::optional<SubmitRecord>> none = store->GetSubmitRecord("dev", "r-1");
+  ASSERT_THAT(none.status(), IsOk());
+  EXPECT_FALSE(none->has_value());
+  absl::StatusOr<std::optional<SubmitRecord>> first =
+      store->PutSamplesOnce("dev", "nb201", batch, MakeRecord("r-1", "fp", 3));
+  ASSERT_THAT(first.status(), IsOk());
+  EXPECT_FALSE(first->has_value());
+  const std::vector<Sample> newer = {Sample{"a0", 99.0, 5, 0.5}};
+  ASSERT_THAT(store->PutSamples("dev", "nb201", newer), IsOk());
+
+  absl::StatusOr<std::optional<SubmitRecord>> retry =
+      store->PutSamplesOnce("dev", "nb201", batch, MakeRecord("r-1", "fp", 3));
+  ASSERT_THAT(retry.status(), IsOk());
+  ASSERT_TRUE(retry->has_value());
+  EXPECT_EQ((*retry)->request_id, "r-1");
+  EXPECT_EQ((*retry)->space, "nb201");
+  EXPECT_EQ((*retry)->fingerprint, "fp");
+  EXPECT_EQ((*retry)->accepted, 3);
+  EXPECT_EQ((*retry)->rejected, 1);
+  EXPECT_GT((*retry)->created_unix_ms, 0);
+  absl::StatusOr<std::vector<Sample>> stored = store->GetSamples("dev", "nb201");
+  ASSERT_THAT(stored.status(), IsOk());
+  EXPECT_THAT(*stored, SamplesAre(std::vector<Sample>{newer[0], batch[1], batch[2]}));
+  EXPECT_EQ(RawQueryInt("SELECT COUNT(*) FROM request_ids"), 1);
+  EXPECT_EQ(store->CountSamples("dev")->at("nb201"), 3);
+
+  absl::StatusOr<std::optional<SubmitRecord>> found = store->GetSubmitRecord("dev", "r-1");
+  ASSERT_THAT(found.status(), IsOk());
+  ASSERT_TRUE(found->has_value());
+  EXPECT_EQ((*found)->created_unix_ms, (*retry)->created_unix_ms);
+  EXPECT_FALSE(store->GetSubmitRecord("dev", "r-2")->has_value());
+  // Ids are per device: another device's batch with the same id is stored.
+  EXPECT_FALSE(store->GetSubmitRecord("other", "r-1")->has_value());
+  absl::StatusOr<std::optional<SubmitRecord>> other =
+      store->PutSamplesOnce("other", "nb201", batch, MakeRecord("r-1", "fp", 3));
+  ASSERT_THAT(other.status(), IsOk());
+  EXPECT_FALSE(other->has_value());
+  EXPECT_EQ(store->CountSamples("other")->at("nb201"), 3);
+  // An unknown device stores no id.
+  EXPECT_EQ(store->PutSamplesOnce("nobody", "nb201", batch, MakeRecord("r-3", "fp", 3))
+                .status()
+                .code(),
+            absl::StatusCode::kNotFound);
+  EXPECT_EQ(RawQueryInt("SELECT COUNT(*) FROM request_ids"), 2);
+}
+
+// Calls racing with one request id (a retry sent while the first is still running, on
+// this replica or another) store the batch once: one stores, the others get its record.
+TEST_P(StoreTest, ConcurrentPutSamplesOnceWithOneIdStoreOnce) {
+  constexpr int kWriters = 6;
+  std::vector<std::unique_ptr<Store>> stores;
+  for (int i = 0; i < kWriters; ++i) {
+    stores.push_back(Open());
+    ASSERT_NE(stores.back(), nullptr);
+  }
+  ASSERT_THAT(stores[0]->UpsertDevice(MakeDevice("dev")).status(), IsOk());
+  std::atomic<int> stored{0}, replayed{0}, failed{0};
+  std::vector<std::thread> writers;
+  for (int i = 0; i < kWriters; ++i) {
+    writers.emplace_back([&, i] {
+      // Each writer's batch has archs of its own, so what is stored shows who stored.
+      absl::StatusOr<std::optional<SubmitRecord>> result = stores[i]->PutSamplesOnce(
+          "dev", "nb201", MakeSamples(absl::StrCat("w", i, "-"), 4), MakeRecord("same", "fp", 4));
+      if (!result.ok()) {
+        ++failed;
+      } else if (result->has_value()) {
+        ++replayed;
+      } else {
+        ++stored;
+      }
+    });
+  }
+  for (std::thread& writer : writers) writer.join();
+  EXPECT_EQ(failed.load(), 0);
+  EXPECT_EQ(stored.load(), 1);
+  EXPECT_EQ(replayed.load(), kWriters - 1);
+  EXPECT_EQ(stores[0]->GetSamples("dev", "nb201")->size(), 4u);
+  EXPECT_EQ(stores[0]->CountSamples("dev")->at("nb201"), 4);
+  EXPECT_EQ(RawQueryInt("SELECT COUNT(*) FROM request_ids"), 1);
+}
+
+// A device keeps its newest kRequestIdsPerDevice ids: storing one more forgets the
+// oldest, in the same transaction; other devices' ids are untouched.
+TEST_P(StoreTest, KeepsTheNewestRequestIdsPerDevice) {
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  ASSERT_THAT(store->UpsertDevice(MakeDevice("dev")).status(), IsOk());
+  ASSERT_THAT(store->UpsertDevice(MakeDevice("other")).status(), IsOk());
+  ASSERT_THAT(
+      store->PutSamplesOnce("other", "nb201", MakeSamples("o", 1), MakeRecord("o-1", "fp", 1))
+          .status(),
+      IsOk());
+  // The device's ids old-1 (oldest) to old-N, written behind the store's back.
+  const std::string fill = absl::StrCat(
+      IsPostgres() ? "INSERT INTO request_ids SELECT 'dev', 'old-' || i, i, 'nb201', 'fp', "
+                     "1, 0, 0 FROM generate_series(1, "
+                   : "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE "
+                     "i < ",
+      kRequestIdsPerDevice,
+      IsPostgres() ? ") AS i"
+                   : ") INSERT INTO request_ids SELECT 'dev', 'old-' || i, i, 'nb201', "
+                     "'fp', 1, 0, 0 FROM n");
+  RawExec(fill);
+  ASSERT_EQ(RawQueryInt("SELECT COUNT(*) FROM request_ids WHERE device = 'dev'"),
+            kRequestIdsPerDevice);
+  EXPECT_TRUE(store->GetSubmitRecord("dev", "old-1")->has_value());
+  ASSERT_THAT(
+      store->PutSamplesOnce("dev", "nb201", MakeSamples("a", 2), MakeRecord("new", "fp", 2))
+          .status(),
+      IsOk());
+  EXPECT_EQ(RawQueryInt("SELECT COUNT(*) FROM request_ids WHERE device = 'dev'"),
+            kRequestIdsPerDevice);
+  EXPECT_FALSE(store->GetSubmitRecord("dev", "old-1")->has_value());
+  EXPECT_TRUE(store->GetSubmitRecord("dev", "old-2")->has_value());
+  EXPECT_TRUE(store->GetSubmitRecord("dev", "new")->has_value());
+  EXPECT_TRUE(store->GetSubmitRecord("other", "o-1")->has_value());
+  // A forgotten id is a new batch again.
+  absl::StatusOr<std::optional<SubmitRecord>> again =
+      store->PutSamplesOnce("dev", "nb201", MakeSamples("b", 1), MakeRecord("old-1", "fp", 1));
+  ASSERT_THAT(again.status(), IsOk());
+  EXPECT_FALSE(again->has_value());
+  EXPECT_FALSE(store->GetSubmitRecord("dev", "old-2")->has_value());
+}
+
+// A database at schema version 2 (no request_ids) gains the table when a newer build
+// opens it, keeping its samples and counts.
+TEST_P(StoreTest, MigrationFromVersionTwoAddsRequestIds) {
+  {
+    std::unique_ptr<Store> store = Open();
+    ASSERT_NE(store, nullptr);
+    ASSERT_THAT(store->UpsertDevice(MakeDevice("dev")).status(), IsOk());
+    ASSERT_THAT(store->PutSamples("dev", "nb201", MakeSamples("x", 5)), IsOk());
+  }
+  // What version 2 looked like: the same tables without request_ids.
+  RawExec("DROP TABLE request_ids");
+  SetRawSchemaVersion(2);
+  std::unique_ptr<Store> store = Open();
+  ASSERT_NE(store, nullptr);
+  EXPECT_EQ(store->schema_version(), kLatestSchema);
+  EXPECT_EQ(RawSchemaVersion(), kLatestSchema);
+  EXPECT_EQ(store->CountSamples("dev")->at("nb201"), 5);
+  EXPECT_EQ(store->GetSamples("dev", "nb201")->size(), 5u);
+  ASSERT_THAT(
+      store->PutSamplesOnce("dev", "nb201", MakeSamples("y", 2), MakeRecord("r", "fp", 2))
+          .status(),
+      IsOk());
+  absl::StatusOr<std::optional<SubmitRecord>> retry =
+      store->PutSamplesOnce("dev", "nb201", MakeSamples("y", 2), MakeRecord("r", "fp", 2));
+  ASSERT_THAT(retry.status(), IsOk());
+  EXPECT_TRUE(retry->has_value());
+  EXPECT_EQ(store->CountSamples("dev")->at("nb201"), 7);
 }
 
 TEST_P(StoreTest, UnknownDeviceIsNotFound) {
@@ -652,7 +829,7 @@ TEST_P(SqliteStoreTest, SchemaVersionIsLatestAndReopenDoesNotMigrate) {
     std::unique_ptr<Store> store = Open();
     ASSERT_NE(store, nullptr);
     version = store->schema_version();
-    EXPECT_EQ(version, 2);
+    EXPECT_EQ(version, kLatestSchema);
   }
   EXPECT_EQ(RawQueryInt("PRAGMA user_version"), version);
   EXPECT_EQ(RawQueryText("PRAGMA journal_mode"), "wal");
@@ -838,8 +1015,8 @@ TEST_P(StoreTest, DurableWhenWriterExitsWithoutClosing) {
   for (const bool kill_child : {false, true}) {
     SCOPED_TRACE(kill_child ? "SIGKILL" : "_exit");
     if (IsPostgres()) {
-      RawExec("DROP TABLE IF EXISTS samples, sample_counts, models, descriptor_features, "
-              "devices, settings, latpred_schema");
+      RawExec("DROP TABLE IF EXISTS samples, sample_counts, request_ids, models, "
+              "descriptor_features, devices, settings, latpred_schema");
     } else {
       std::filesystem::remove_all(dir_);
       std::filesystem::create_directories(dir_);
@@ -865,11 +1042,11 @@ TEST_P(StoreTest, DurableWhenWriterExitsWithoutClosing) {
 
 TEST_P(StoreTest, ReopenKeepsSchemaVersion) {
   { ASSERT_NE(Open(), nullptr); }
-  EXPECT_EQ(RawSchemaVersion(), 2);
+  EXPECT_EQ(RawSchemaVersion(), kLatestSchema);
   std::unique_ptr<Store> store = Open();
   ASSERT_NE(store, nullptr);
-  EXPECT_EQ(store->schema_version(), 2);
-  EXPECT_EQ(RawSchemaVersion(), 2);
+  EXPECT_EQ(store->schema_version(), kLatestSchema);
+  EXPECT_EQ(RawSchemaVersion(), kLatestSchema);
 }
 
 TEST_P(StoreTest, LatestModelVersionsPerDeviceIncludingBase) {

@@ -72,6 +72,26 @@ struct Sample {
   double spread_ms = 0;
 };
 
+// A SubmitSamples request id and what that call answered, stored with its samples in
+// the same transaction, so that a retry of the call can be answered without storing
+// anything again (see PutSamplesOnce).
+struct SubmitRecord {
+  std::string request_id;
+  std::string space;
+  // What identifies the request's content (the service's hash of space, partial and the
+  // samples as sent): a retry carries the same, another batch reusing the id does not.
+  std::string fingerprint;
+  int32_t accepted = 0;
+  int32_t rejected = 0;
+  int64_t created_unix_ms = 0;  // set by the store
+};
+
+// How many request ids the store remembers per device: the newest this many; an older
+// one is forgotten in the transaction that stores a new one. 10,000: at one batch a
+// second, 2.8 hours of batches, far past any client's retries (the agent's 10 attempts
+// span under 5 minutes; the CLI's and the Python client's, seconds).
+inline constexpr int64_t kRequestIdsPerDevice = 10000;
+
 // A trained model: the base model of a space (device == "") or a device's adapted head.
 struct ModelRecord {
   std::string device;  // "" for a space's base model
@@ -109,6 +129,18 @@ class Store {
   // same transaction. NOT_FOUND when the device is unknown.
   virtual absl::Status PutSamples(std::string_view device, std::string_view space,
                                   const std::vector<Sample>& samples) = 0;
+  // PutSamples that stores `record` (its request id) in the same transaction, unless the
+  // device already holds a record with that request id: then nothing is stored and that
+  // record is returned (nullopt when this call stored the samples). Concurrent calls with
+  // one request id, from any replica, store once. Keeps the device's newest
+  // kRequestIdsPerDevice records.
+  virtual absl::StatusOr<std::optional<SubmitRecord>> PutSamplesOnce(
+      std::string_view device, std::string_view space, const std::vector<Sample>& samples,
+      const SubmitRecord& record) = 0;
+  // The device's record of request_id, or nullopt when it has none (never stored, or
+  // forgotten).
+  virtual absl::StatusOr<std::optional<SubmitRecord>> GetSubmitRecord(
+      std::string_view device, std::string_view request_id) = 0;
   virtual absl::StatusOr<std::vector<Sample>> GetSamples(std::string_view device,
                                                          std::string_view space) = 0;
   // Sample counts per space for one device (from the counts kept on write, as are the
