@@ -3,8 +3,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
+#include <cstring>
 #include <functional>
 #include <limits>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -14,6 +17,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "google/protobuf/descriptor.h"
 #include "grpc_status.h"
 #include "latpred/core/search_space.h"
@@ -75,6 +79,62 @@ absl::Status ValidateDeviceName(const std::string& name) {
     }
   }
   return absl::OkStatus();
+}
+
+// SubmitSamplesRequest.request_id: at most this many bytes of printable ASCII without
+// spaces (a UUID is 36, the clients' 32 hex digits 32).
+constexpr size_t kMaxRequestIdLength = 128;
+
+absl::Status ValidateRequestId(const std::string& id) {
+  if (id.size() > kMaxRequestIdLength) {
+    return absl::InvalidArgumentError(absl::StrCat("request_id '", Excerpt(id), "' is longer than ",
+                                                   kMaxRequestIdLength, " bytes"));
+  }
+  for (size_t i = 0; i < id.size(); ++i) {
+    const unsigned char c = static_cast<unsigned char>(id[i]);
+    if (c > ' ' && c < 0x7f) continue;
+    const char* what = c == ' ' ? "a space" : c > 0x7f ? "not ASCII" : "a control character";
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request_id '", Excerpt(id), "': byte ", i, " is ", what,
+        "; a request id is printable ASCII without spaces (0x21-0x7e)"));
+  }
+  return absl::OkStatus();
+}
+
+// What identifies a SubmitSamples request's content apart from its device and
+// request_id: FNV-1a (64 bits) over the space, partial and each sample as sent (arch
+// bytes, then the IEEE bits of latency_ms, repeats and spread_ms, little-endian), so
+// that every replica and build computes the same. It tells a retry from another batch
+// that reuses an id by mistake; it is no defence against a caller forging collisions
+// (who could as well write to the device).
+std::string SubmitFingerprint(const v1::SubmitSamplesRequest& request) {
+  uint64_t hash = 14695981039346656037ull;
+  const auto add_byte = [&hash](unsigned char b) {
+    hash ^= b;
+    hash *= 1099511628211ull;
+  };
+  const auto add_string = [&](const std::string& s) {
+    for (char c : s) add_byte(static_cast<unsigned char>(c));
+    add_byte(0);
+  };
+  const auto add_u64 = [&](uint64_t v) {
+    for (int i = 0; i < 8; ++i) add_byte(static_cast<unsigned char>(v >> (8 * i)));
+  };
+  const auto add_double = [&](double d) {
+    uint64_t bits = 0;
+    std::memcpy(&bits, &d, sizeof(bits));
+    add_u64(bits);
+  };
+  add_string(request.space());
+  add_byte(request.partial() ? 1 : 0);
+  add_u64(static_cast<uint64_t>(request.samples_size()));
+  for (const v1::Sample& s : request.samples()) {
+    add_string(s.arch());
+    add_double(s.latency_ms());
+    add_u64(static_cast<uint64_t>(static_cast<int64_t>(s.repeats())));
+    add_double(s.spread_ms());
+  }
+  return absl::StrCat("fnv1a64:", absl::Hex(hash, absl::kZeroPad16));
 }
 
 absl::Status CheckBatchSize(int size, int limit, const char* what) {
@@ -310,6 +370,7 @@ absl::Status LatencyPredictorService::DoSubmitSamples(const v1::SubmitSamplesReq
   RETURN_IF_ERROR(ValidateDeviceName(request.device()));
   ASSIGN_OR_RETURN(const core::SearchSpace* space, core::GetSearchSpace(request.space()));
   RETURN_IF_ERROR(CheckBatchSize(request.samples_size(), ctx_.max_batch, "samples"));
+  RETURN_IF_ERROR(ValidateRequestId(request.request_id()));
   ASSIGN_OR_RETURN(store::Device device, ctx_.store->GetDevice(request.device()));
   if (device.source) {
     return absl::FailedPreconditionError(absl::StrCat(
@@ -342,6 +403,15 @@ absl::Status LatencyPredictorService::DoSubmitSamples(const v1::SubmitSamplesReq
     valid.push_back(store::Sample{result->canonical_arch(), s.latency_ms(), s.repeats(), s.spread_ms()});
   }
   const int rejected = request.samples_size() - static_cast<int>(valid.size());
+  // The per-item results above follow from the request alone, so a replay's are the
+  // original call's; the rest of its answer comes from the stored record.
+  const std::string& request_id = request.request_id();
+  const std::string fingerprint = request_id.empty() ? std::string() : SubmitFingerprint(request);
+  if (!request_id.empty()) {
+    ASSIGN_OR_RETURN(std::optional<store::SubmitRecord> earlier,
+                     ctx_.store->GetSubmitRecord(request.device(), request_id));
+    if (earlier.has_value()) return Replay(request, *earlier, fingerprint, response);
+  }
   if (rejected > 0 && !request.partial()) {
     return absl::InvalidArgumentError(absl::StrCat(
         rejected, " of ", request.samples_size(), " samples are invalid, nothing was stored: ",
@@ -352,10 +422,46 @@ absl::Status LatencyPredictorService::DoSubmitSamples(const v1::SubmitSamplesReq
         std::hash<std::string>()(absl::StrCat(request.device(), "/", request.space()));
     absl::MutexLock lock(&submit_mu_[stripe % submit_mu_.size()]);
     RETURN_IF_ERROR(CheckSampleLimit(request.device(), request.space(), valid));
-    RETURN_IF_ERROR(ctx_.store->PutSamples(request.device(), request.space(), valid));
+    if (request_id.empty()) {
+      RETURN_IF_ERROR(ctx_.store->PutSamples(request.device(), request.space(), valid));
+    } else {
+      store::SubmitRecord record;
+      record.request_id = request_id;
+      record.space = request.space();
+      record.fingerprint = fingerprint;
+      record.accepted = static_cast<int32_t>(valid.size());
+      record.rejected = rejected;
+      // Another call with this id (a retry racing the first, on any replica) may have
+      // stored it since the lookup above: then this one stores nothing.
+      ASSIGN_OR_RETURN(std::optional<store::SubmitRecord> earlier,
+                       ctx_.store->PutSamplesOnce(request.device(), request.space(), valid,
+                                                  record));
+      if (earlier.has_value()) return Replay(request, *earlier, fingerprint, response);
+    }
   }
   response->set_accepted(static_cast<int>(valid.size()));
   response->set_rejected(rejected);
+  ASSIGN_OR_RETURN(auto counts, ctx_.store->CountSamples(request.device()));
+  response->set_sample_count(counts[request.space()]);
+  return absl::OkStatus();
+}
+
+absl::Status LatencyPredictorService::Replay(const v1::SubmitSamplesRequest& request,
+                                             const store::SubmitRecord& record,
+                                             const std::string& fingerprint,
+                                             v1::SubmitSamplesResponse* response) const {
+  if (record.fingerprint != fingerprint) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "request_id '", Excerpt(request.request_id()), "' was already used by device '",
+        request.device(), "' for another batch (space '", Excerpt(record.space), "', ",
+        record.accepted, " samples accepted, stored at ",
+        absl::FormatTime(absl::FromUnixMillis(record.created_unix_ms), absl::UTCTimeZone()),
+        "); nothing was stored: send a new request_id with a new batch, and the same one "
+        "only with a retry of the same batch"));
+  }
+  response->set_replayed(true);
+  response->set_accepted(record.accepted);
+  response->set_rejected(record.rejected);
   ASSIGN_OR_RETURN(auto counts, ctx_.store->CountSamples(request.device()));
   response->set_sample_count(counts[request.space()]);
   return absl::OkStatus();

@@ -80,6 +80,12 @@ class LatencyPredictorService final : public v1::LatencyPredictor::CallbackServi
   // device past max_samples_per_device in the space. Call with submit_mu_ held.
   absl::Status CheckSampleLimit(const std::string& device, const std::string& space,
                                 const std::vector<store::Sample>& samples) const;
+  // The answer to a SubmitSamples whose request_id the device already holds: the stored
+  // call's counts with replayed = true (results were filled from the request, which
+  // matches the original's), or INVALID_ARGUMENT naming request_id when the request's
+  // fingerprint differs from the stored one (the id was reused for another batch).
+  absl::Status Replay(const v1::SubmitSamplesRequest& request, const store::SubmitRecord& record,
+                      const std::string& fingerprint, v1::SubmitSamplesResponse* response) const;
   // Fills a Device message from the store record, sample counts and the registry.
   void FillDevice(const store::Device& device, const std::map<std::string, int64_t>& counts,
                   v1::Device* out) const;

@@ -701,6 +701,110 @@ TEST_F(ServiceGrpcTest, AdaptationsAreCountedByResult) {
       << text;
 }
 
+// A SubmitSamples request with its samples, device "retry-dev" in nb201.
+v1::SubmitSamplesRequest RetryBatch(const std::string& request_id) {
+  v1::SubmitSamplesRequest request;
+  request.set_device("retry-dev");
+  request.set_space("nb201");
+  request.set_partial(true);
+  request.set_request_id(request_id);
+  for (int index : {11, 222, 3333}) {
+    v1::Sample* sample = request.add_samples();
+    sample->set_arch(Nb201Arch(index));
+    sample->set_latency_ms(SyntheticLatencyMs(index));
+  }
+  request.add_samples()->set_arch("not an architecture");  // rejected: partial
+  return request;
+}
+
+// A retry of a stored batch (same device and request_id) stores nothing and answers what
+// the first call answered, with replayed = true: a newer measurement of one of its
+// architectures, stored in between, stays.
+TEST_F(ServiceGrpcTest, RetryWithTheSameRequestIdStoresNothingAndReplays) {
+  ASSERT_TRUE(RegisterNamed("retry-dev").ok());
+  const v1::SubmitSamplesRequest batch = RetryBatch("batch-0001");
+  v1::SubmitSamplesResponse first;
+  grpc::Status status = stub_->SubmitSamples(Context().get(), batch, &first);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_FALSE(first.replayed());
+  EXPECT_EQ(first.accepted(), 3);
+  EXPECT_EQ(first.rejected(), 1);
+
+  v1::SubmitSamplesRequest newer;
+  newer.set_device("retry-dev");
+  newer.set_space("nb201");
+  newer.add_samples()->set_arch(Nb201Arch(11));
+  newer.mutable_samples(0)->set_latency_ms(42.0);
+  v1::SubmitSamplesResponse stored;
+  ASSERT_TRUE(stub_->SubmitSamples(Context().get(), newer, &stored).ok());
+
+  v1::SubmitSamplesResponse retry;
+  status = stub_->SubmitSamples(Context().get(), batch, &retry);
+  ASSERT_TRUE(status.ok()) << status.error_message();
+  EXPECT_TRUE(retry.replayed());
+  EXPECT_EQ(retry.accepted(), first.accepted());
+  EXPECT_EQ(retry.rejected(), first.rejected());
+  ASSERT_EQ(retry.results_size(), first.results_size());
+  for (int i = 0; i < first.results_size(); ++i) {
+    EXPECT_EQ(retry.results(i).SerializeAsString(), first.results(i).SerializeAsString()) << i;
+  }
+  EXPECT_EQ(retry.sample_count(), 3);
+  auto samples = store_->GetSamples("retry-dev", "nb201");
+  ASSERT_TRUE(samples.ok()) << samples.status();
+  ASSERT_EQ(samples->size(), 3u);
+  for (const store::Sample& sample : *samples) {
+    if (sample.arch == Nb201Arch(11)) EXPECT_EQ(sample.latency_ms, 42.0);
+  }
+  // A new id is a new batch: stored again (its samples replace the same rows).
+  v1::SubmitSamplesResponse fresh;
+  ASSERT_TRUE(stub_->SubmitSamples(Context().get(), RetryBatch("batch-0002"), &fresh).ok());
+  EXPECT_FALSE(fresh.replayed());
+  samples = store_->GetSamples("retry-dev", "nb201");
+  ASSERT_TRUE(samples.ok());
+  for (const store::Sample& sample : *samples) {
+    if (sample.arch == Nb201Arch(11)) EXPECT_EQ(sample.latency_ms, SyntheticLatencyMs(11));
+  }
+}
+
+// An id reused for a different batch is refused naming request_id, and stores nothing.
+TEST_F(ServiceGrpcTest, RequestIdReusedForAnotherBatchIsInvalidArgument) {
+  ASSERT_TRUE(RegisterNamed("retry-dev").ok());
+  v1::SubmitSamplesResponse response;
+  ASSERT_TRUE(stub_->SubmitSamples(Context().get(), RetryBatch("reused"), &response).ok());
+  v1::SubmitSamplesRequest other = RetryBatch("reused");
+  other.mutable_samples(0)->set_latency_ms(7.5);
+  response.Clear();
+  const grpc::Status status = stub_->SubmitSamples(Context().get(), other, &response);
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << status.error_message();
+  EXPECT_TRUE(absl::StartsWith(status.error_message(), "request_id 'reused' was already used"))
+      << status.error_message();
+  auto samples = store_->GetSamples("retry-dev", "nb201");
+  ASSERT_TRUE(samples.ok());
+  for (const store::Sample& sample : *samples) EXPECT_NE(sample.latency_ms, 7.5);
+}
+
+// A request id longer than 128 bytes or holding anything but printable ASCII without
+// spaces is INVALID_ARGUMENT naming the field; nothing is stored.
+TEST_F(ServiceGrpcTest, MalformedRequestIdIsInvalidArgumentNamingTheField) {
+  ASSERT_TRUE(RegisterNamed("retry-dev").ok());
+  const std::string longest(128, 'x');
+  for (const std::string& id :
+       {std::string(129, 'x'), std::string("a\nb"), std::string("tab\t"), std::string("a b"),
+        std::string("\x7f"), std::string("caf\xc3\xa9")}) {
+    v1::SubmitSamplesResponse response;
+    const grpc::Status status = stub_->SubmitSamples(Context().get(), RetryBatch(id), &response);
+    EXPECT_EQ(status.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << id;
+    EXPECT_TRUE(absl::StartsWith(status.error_message(), "request_id '"))
+        << status.error_message();
+  }
+  EXPECT_EQ(GetDevice("retry-dev").spaces_size(), 0);
+  v1::SubmitSamplesResponse response;
+  const grpc::Status status =
+      stub_->SubmitSamples(Context().get(), RetryBatch(longest), &response);
+  EXPECT_TRUE(status.ok()) << status.error_message();
+  EXPECT_EQ(response.accepted(), 3);
+}
+
 // Limits out of range stop the server from starting, naming the flag.
 TEST(ServerLimitsTest, OutOfRangeLimitsAreRefusedNamingTheFlag) {
   Options options;
