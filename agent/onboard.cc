@@ -152,6 +152,9 @@ absl::Status Onboard(const OnboardOptions& o) {
   auto token = client::TokenFromEnvironment();
   if (!token.ok()) return token.status();
   copts.token = *token;
+  // WithRetry retries every call; the batch's request_id (below) makes that safe for
+  // SubmitSamples, so the client need not retry it a second time inside.
+  copts.submit_attempts = 1;
   auto client_or = client::Client::Connect(copts);
   if (!client_or.ok()) return client_or.status();
   client::Client& client = **client_or;
@@ -258,6 +261,9 @@ absl::Status Onboard(const OnboardOptions& o) {
   latpred::v1::SubmitSamplesRequest sub;
   sub.set_device(name);
   sub.set_space(o.space);
+  // One id for the batch, sent by every retry: a retry after an answer was lost (an
+  // UNAVAILABLE "outcome unknown" included) stores nothing again.
+  sub.set_request_id(client::NewRequestId());
   for (size_t i = 0; i < sample_archs.size(); ++i) {
     auto* s = sub.add_samples();
     s->set_arch(sample_archs[i]);

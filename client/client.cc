@@ -2,7 +2,9 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstdint>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <string>
 #include <utility>
@@ -27,6 +29,9 @@ constexpr int kMaxReceiveMessageBytes = 256 << 20;
 constexpr int kInitialReconnectBackoffMs = 100;
 constexpr int kMaxReconnectBackoffMs = 1000;
 constexpr absl::Duration kHealthPollInterval = absl::Milliseconds(100);
+// Waits between attempts of a SubmitSamples batch: doubling from the first to the most.
+constexpr absl::Duration kFirstSubmitRetryDelay = absl::Milliseconds(250);
+constexpr absl::Duration kMaxSubmitRetryDelay = absl::Seconds(2);
 
 // Sets the context's deadline to `timeout` from now.
 void SetDeadline(grpc::ClientContext& context, absl::Duration timeout) {
@@ -89,6 +94,10 @@ absl::Status ToAbslStatus(const grpc::Status& status) {
 absl::StatusOr<std::unique_ptr<Client>> Client::Connect(const ClientOptions& options) {
   if (options.target.empty()) {
     return absl::InvalidArgumentError("empty server target");
+  }
+  if (options.submit_attempts < 1) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("submit_attempts must be at least 1, got ", options.submit_attempts));
   }
   if (options.timeout <= absl::ZeroDuration()) {
     return absl::InvalidArgumentError(absl::StrCat(
@@ -179,9 +188,33 @@ absl::StatusOr<latpred::v1::Device> Client::GetDevice(
   return Call(&latpred::v1::LatencyPredictor::Stub::GetDevice, request);
 }
 
+std::string NewRequestId() {
+  std::random_device random;
+  std::string id;
+  for (int i = 0; i < 4; ++i) {
+    absl::StrAppend(&id, absl::Hex(static_cast<uint32_t>(random()), absl::kZeroPad8));
+  }
+  return id;
+}
+
 absl::StatusOr<latpred::v1::SubmitSamplesResponse> Client::SubmitSamples(
     const latpred::v1::SubmitSamplesRequest& request) {
-  return Call(&latpred::v1::LatencyPredictor::Stub::SubmitSamples, request);
+  if (request.request_id().empty()) {
+    latpred::v1::SubmitSamplesRequest with_id = request;
+    with_id.set_request_id(NewRequestId());
+    return SubmitSamples(with_id);
+  }
+  absl::Duration delay = kFirstSubmitRetryDelay;
+  for (int attempt = 1;; ++attempt) {
+    absl::StatusOr<latpred::v1::SubmitSamplesResponse> response =
+        Call(&latpred::v1::LatencyPredictor::Stub::SubmitSamples, request);
+    if (response.ok() || response.status().code() != absl::StatusCode::kUnavailable ||
+        attempt >= options_.submit_attempts) {
+      return response;
+    }
+    absl::SleepFor(delay);
+    delay = std::min(delay * 2, kMaxSubmitRetryDelay);
+  }
 }
 
 absl::StatusOr<latpred::v1::SuggestSamplesResponse> Client::SuggestSamples(

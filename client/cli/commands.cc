@@ -286,12 +286,17 @@ absl::Status RunSubmit(const Invocation& inv) {
   request.set_device(target.device);
   request.set_space(target.space);
   request.set_partial(inv.args.Has("partial"));
+  request.set_request_id(inv.args.Get("request-id").value_or(client::NewRequestId()));
   request.mutable_samples()->Assign(csv->samples.begin(), csv->samples.end());
   ASSIGN_OR_RETURN(auto client, ConnectClient(inv));
   ASSIGN_OR_RETURN(v1::SubmitSamplesResponse response, client->SubmitSamples(request));
   if (inv.json) return PrintJson(inv, response);
   if (response.rejected() > 0) {
     inv.out << FormatSampleResults(request, csv->lines, response);
+  }
+  if (response.replayed()) {
+    inv.out << "request id " << request.request_id()
+            << " was stored by an earlier submit; nothing stored again\n";
   }
   inv.out << "accepted " << response.accepted() << ", rejected " << response.rejected()
           << "; " << response.sample_count() << " samples stored for " << target.device
@@ -463,15 +468,20 @@ const std::vector<Command>& Commands() {
        "skip_connect~2|'",
        &RunPredict},
       {"submit",
-       "--device NAME --space SPACE FILE.csv [--partial]",
+       "--device NAME --space SPACE FILE.csv [--partial] [--request-id ID]",
        "Store measured latencies of a device.",
        "FILE.csv ('-' = stdin) has a header naming the columns arch and latency_ms, and\n"
        "optionally repeats and spread_ms (ms). Quote a field that contains commas. The\n"
        "batch is all or nothing unless --partial, which stores the valid rows and lists\n"
-       "the rejected ones.",
+       "the rejected ones. The batch goes with a request id (random unless --request-id)\n"
+       "and is sent up to 3 times while the server answers UNAVAILABLE; the server stores\n"
+       "it once. To rerun a failed submit safely, pass the same --request-id both times:\n"
+       "if the first was stored, the rerun stores nothing and says so.",
        {DeviceFlag(),
         SpaceFlag(),
-        {"partial", "", "store the valid rows even when some are rejected"}},
+        {"partial", "", "store the valid rows even when some are rejected"},
+        {"request-id", "ID",
+         "the batch's request id (at most 128 printable ASCII characters, no spaces)"}},
        "latpred submit --device orin_nano --space nb201 measured.csv",
        &RunSubmit},
       {"suggest",

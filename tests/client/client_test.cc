@@ -16,6 +16,7 @@
 #include <iterator>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -127,6 +128,16 @@ class FakePredictor final : public v1::LatencyPredictor::Service {
                              v1::SubmitSamplesResponse* response) override {
     std::lock_guard<std::mutex> lock(mu_);
     last_submit_ = *request;
+    submit_ids_.push_back(request->request_id());
+    // A failed call "stored" the batch all the same, as when the reply to COMMIT is lost.
+    const bool stored_before = !request->request_id().empty() &&
+                               !stored_ids_.insert(request->request_id()).second;
+    if (submit_failures_ > 0) {
+      --submit_failures_;
+      return grpc::Status(grpc::StatusCode::UNAVAILABLE,
+                          "connection lost during commit, outcome unknown");
+    }
+    response->set_replayed(stored_before);
     for (int i = 0; i < request->samples_size(); ++i) {
       v1::SampleResult* result = response->add_results();
       result->set_index(i);
@@ -221,6 +232,16 @@ class FakePredictor final : public v1::LatencyPredictor::Service {
     std::lock_guard<std::mutex> lock(mu_);
     return last_submit_;
   }
+  // The request_id of every SubmitSamples received, in order.
+  std::vector<std::string> submit_ids() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return submit_ids_;
+  }
+  // Answers the next n SubmitSamples with UNAVAILABLE ("outcome unknown").
+  void FailSubmits(int n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    submit_failures_ = n;
+  }
 
  private:
   static v1::Device SourceDevice() {
@@ -261,6 +282,9 @@ class FakePredictor final : public v1::LatencyPredictor::Service {
   std::vector<double> intervals_;
   v1::RegisterDeviceRequest last_register_;
   v1::SubmitSamplesRequest last_submit_;
+  std::vector<std::string> submit_ids_;
+  std::set<std::string> stored_ids_;
+  int submit_failures_ = 0;
 };
 
 // Starts a server with the fake service and gRPC's health service on address.
@@ -608,6 +632,72 @@ TEST_F(FakeServerTest, CliSubmitListsRejectedRowsWithTheirLines) {
                 "arch,latency_ms\na,1.5\n");
   ASSERT_EQ(run.code, 0) << run.err;
   EXPECT_EQ(run.out, "accepted 1, rejected 0; 11 samples stored for orin/nb201\n");
+}
+
+// SubmitSamples gives a batch a random request id and sends it again with that id while
+// the server answers UNAVAILABLE (submit_attempts, 3 by default); each batch its own id.
+TEST_F(FakeServerTest, SubmitRetriesUnavailableWithTheBatchsRequestId) {
+  v1::SubmitSamplesRequest request;
+  request.set_device("orin");
+  request.set_space("nb201");
+  v1::Sample* sample = request.add_samples();
+  sample->set_arch("a");
+  sample->set_latency_ms(1.5);
+  service_.FailSubmits(2);
+  absl::StatusOr<v1::SubmitSamplesResponse> response = client_->SubmitSamples(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  EXPECT_TRUE(response->replayed());
+  std::vector<std::string> ids = service_.submit_ids();
+  ASSERT_EQ(ids.size(), 3u);
+  EXPECT_EQ(ids[0].size(), 32u);
+  EXPECT_EQ(ids[0].find_first_not_of("0123456789abcdef"), std::string::npos) << ids[0];
+  EXPECT_EQ(ids[1], ids[0]);
+  EXPECT_EQ(ids[2], ids[0]);
+
+  ASSERT_TRUE(client_->SubmitSamples(request).ok());
+  ids = service_.submit_ids();
+  ASSERT_EQ(ids.size(), 4u);
+  EXPECT_NE(ids[3], ids[0]);
+
+  // Past the attempts, the last UNAVAILABLE is the answer.
+  service_.FailSubmits(5);
+  response = client_->SubmitSamples(request);
+  EXPECT_EQ(response.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(response.status().message()), HasSubstr("outcome unknown"));
+  EXPECT_EQ(service_.submit_ids().size(), 7u);
+  service_.FailSubmits(0);
+
+  // A caller's own id is kept; with submit_attempts 1 the client does not retry.
+  client::ClientOptions once;
+  once.target = target_;
+  once.submit_attempts = 1;
+  auto single = client::Client::Connect(once);
+  ASSERT_TRUE(single.ok()) << single.status();
+  request.set_request_id("callers-own");
+  service_.FailSubmits(1);
+  EXPECT_EQ((*single)->SubmitSamples(request).status().code(), absl::StatusCode::kUnavailable);
+  response = (*single)->SubmitSamples(request);
+  ASSERT_TRUE(response.ok()) << response.status();
+  ids = service_.submit_ids();
+  EXPECT_EQ(std::vector<std::string>(ids.end() - 2, ids.end()),
+            (std::vector<std::string>{"callers-own", "callers-own"}));
+  once.submit_attempts = 0;
+  EXPECT_EQ(client::Client::Connect(once).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+// `submit --request-id ID` sends that id; a rerun with it says nothing was stored again.
+TEST_F(FakeServerTest, CliSubmitRequestIdRerunSaysItWasStoredBefore) {
+  const std::vector<std::string> args = {"submit", "--device", "orin", "--space", "nb201",
+                                         "-", "--request-id", "batch-7"};
+  CliRun run = Latpred(args, "arch,latency_ms\na,1.5\n");
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out, "accepted 1, rejected 0; 11 samples stored for orin/nb201\n");
+  EXPECT_EQ(service_.last_submit().request_id(), "batch-7");
+  run = Latpred(args, "arch,latency_ms\na,1.5\n");
+  ASSERT_EQ(run.code, 0) << run.err;
+  EXPECT_EQ(run.out,
+            "request id batch-7 was stored by an earlier submit; nothing stored again\n"
+            "accepted 1, rejected 0; 11 samples stored for orin/nb201\n");
 }
 
 TEST_F(FakeServerTest, CliSubmitBadCsvNamesFileAndLine) {

@@ -31,7 +31,14 @@ struct ClientOptions {
   std::string token;
   // PEM file of the CA that signed the server's certificate: connect with TLS when set.
   std::string ca_file;
+  // Attempts of one SubmitSamples batch, all with the batch's request_id: a call that
+  // fails with UNAVAILABLE (outcome unknown included) is sent again after 0.25 s, 0.5 s,
+  // ... (at most 2 s). 1 = no retry (for a caller with its own retry loop).
+  int submit_attempts = 3;
 };
+
+// A fresh SubmitSamplesRequest.request_id: 32 hex digits of 128 random bits.
+std::string NewRequestId();
 
 // The token from the file named by $LATPRED_TOKEN_FILE (its first line, stripped), else
 // $LATPRED_TOKEN, else "". Tokens never travel on a command line, where `ps` would show
@@ -53,8 +60,8 @@ absl::Status ToAbslStatus(const grpc::Status& status);
 class Client {
  public:
   // Builds a client for options.target (receives messages up to 256 MiB). Contacts
-  // nothing yet; fails with INVALID_ARGUMENT on an empty target, a timeout <= 0 or a
-  // token ValidateToken refuses.
+  // nothing yet; fails with INVALID_ARGUMENT on an empty target, a timeout <= 0,
+  // submit_attempts < 1 or a token ValidateToken refuses.
   static absl::StatusOr<std::unique_ptr<Client>> Connect(const ClientOptions& options);
 
   Client(const Client&) = delete;
@@ -79,7 +86,11 @@ class Client {
   absl::StatusOr<latpred::v1::Device> GetDevice(
       const latpred::v1::GetDeviceRequest& request);
 
-  // Stores measured latencies (all or nothing unless request.partial is set).
+  // Stores measured latencies (all or nothing unless request.partial is set). A request
+  // without request_id gets a NewRequestId(); the batch is sent up to
+  // ClientOptions::submit_attempts times while it fails with UNAVAILABLE, each time with
+  // that id, so the server stores it once (a retry of a stored batch answers with
+  // replayed = true). A caller that retries on its own sets request_id once per batch.
   absl::StatusOr<latpred::v1::SubmitSamplesResponse> SubmitSamples(
       const latpred::v1::SubmitSamplesRequest& request);
 
