@@ -75,13 +75,24 @@ struct Tally {
   int64_t unexpected_samples = 0; // stored samples that no batch sent
 };
 
+// The database of a TestPostgres URI (postgresql://latpred@/NAME?host=...).
+std::string DatabaseName(const std::string& uri) {
+  const size_t from = uri.find("@/") + 2;
+  return uri.substr(from, uri.find('?') - from);
+}
+
 class CrashLoop {
  public:
-  CrashLoop(std::string label, std::string dir, std::string store_uri, bool postgres)
-      : label_(std::move(label)), dir_(std::move(dir)), store_uri_(std::move(store_uri)) {
+  // postgres: the server of store_uri when it is a PostgreSQL database, else null.
+  CrashLoop(std::string label, std::string dir, std::string store_uri,
+            testing::TestPostgres* postgres = nullptr)
+      : label_(std::move(label)),
+        dir_(std::move(dir)),
+        store_uri_(std::move(store_uri)),
+        postgres_(postgres) {
     std::vector<std::string> args = {"--data-dir", dir_ + "/data", "--bundled-data",
                                      dir_ + "/bundled", "--epochs", "1", "--threads", "2"};
-    if (postgres) {
+    if (postgres_ != nullptr) {
       args.push_back("--store");
       args.push_back(store_uri_);
     }
@@ -210,6 +221,7 @@ class CrashLoop {
       }
 
       // The store as the dead server left it.
+      WaitForSessionsToEnd();
       const Tally before = tally_;
       std::map<std::string, int64_t> stored_counts;
       int64_t stored_version = 0;
@@ -263,6 +275,26 @@ class CrashLoop {
       s->set_latency_ms(b.Latency(j));
     }
     return req;
+  }
+
+  // PostgreSQL may still commit a transaction whose COMMIT reached it just before the
+  // kill: wait until the dead server's sessions are gone, so that what the store shows
+  // now is what the restarted server will find.
+  void WaitForSessionsToEnd() {
+    if (postgres_ == nullptr) return;
+    const std::string database = DatabaseName(store_uri_);
+    const auto deadline = Clock::now() + std::chrono::seconds(60);
+    std::string sessions;
+    while (Clock::now() < deadline) {
+      absl::StatusOr<std::string> out = postgres_->Psql(
+          database, "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND pid <> pg_backend_pid()");
+      ASSERT_TRUE(out.ok()) << out.status();
+      sessions = *out;
+      if (std::atoi(sessions.c_str()) == 0) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    FAIL() << "the killed server's database sessions did not end in 60 s: " << sessions;
   }
 
   static v1::AdaptDeviceRequest AdaptRequest() {
@@ -375,6 +407,7 @@ class CrashLoop {
   std::string label_;
   std::string dir_;
   std::string store_uri_;
+  testing::TestPostgres* postgres_;
   std::unique_ptr<ServerProcess> server_;
   std::mt19937 rng_;
   std::vector<std::string> archs_;
@@ -393,7 +426,7 @@ std::string TempDir(const char* prefix) {
 TEST(CrashLoopIntegrationTest, Sqlite) {
   const std::string dir = TempDir("latpred-crash-sqlite");
   {
-    CrashLoop loop("sqlite", dir, dir + "/data/latpred.db", false);
+    CrashLoop loop("sqlite", dir, dir + "/data/latpred.db");
     loop.Run();
   }
   if (!::testing::Test::HasFailure()) (void)std::system(("rm -rf '" + dir + "'").c_str());
@@ -406,9 +439,10 @@ TEST(CrashLoopIntegrationTest, Postgres) {
   ASSERT_TRUE(uri.ok()) << uri.status();
   const std::string dir = TempDir("latpred-crash-pg");
   {
-    CrashLoop loop("postgresql", dir, *uri, true);
+    CrashLoop loop("postgresql", dir, *uri, *postgres);
     loop.Run();
   }
+  (void)(*postgres)->Psql("postgres", "DROP DATABASE IF EXISTS " + DatabaseName(*uri) + " WITH (FORCE)");
   if (!::testing::Test::HasFailure()) (void)std::system(("rm -rf '" + dir + "'").c_str());
 }
 
