@@ -24,6 +24,11 @@ class FakeLatpred(latpred_pb2_grpc.LatencyPredictorServicer):
         self.delay_s = 0.0
         self.device_names = ["fake-dev"]
         self.list_requests: List[latpred_pb2.ListDevicesRequest] = []
+        self.submit_requests: List[latpred_pb2.SubmitSamplesRequest] = []
+        # SubmitSamples: how many calls to answer UNAVAILABLE "outcome unknown" (as the
+        # server does when PostgreSQL lost the reply to COMMIT), storing each all the same.
+        self.submit_failures = 0
+        self.stored_ids: set = set()
 
     def _delay(self) -> None:
         if self.delay_s:
@@ -42,6 +47,22 @@ class FakeLatpred(latpred_pb2_grpc.LatencyPredictorServicer):
         return latpred_pb2.ListDevicesResponse(
             devices=[latpred_pb2.Device(name=n) for n in self.device_names[start:start + 2]],
             next_page_token=str(start + 2) if more else "")
+
+    def SubmitSamples(self, request, context):
+        with self.lock:
+            self.submit_requests.append(request)
+            replayed = bool(request.request_id) and request.request_id in self.stored_ids
+            self.stored_ids.add(request.request_id)
+            fail = self.submit_failures > 0
+            self.submit_failures -= fail
+        if fail:
+            context.abort(grpc.StatusCode.UNAVAILABLE, "postgresql: storing samples: "
+                          "connection lost during commit, outcome unknown")
+        n = len(request.samples)
+        return latpred_pb2.SubmitSamplesResponse(
+            accepted=n, sample_count=n, replayed=replayed,
+            results=[latpred_pb2.SampleResult(index=i, accepted=True, canonical_arch=s.arch)
+                     for i, s in enumerate(request.samples)])
 
     def PredictLatency(self, request, context):
         self._delay()
@@ -234,3 +255,49 @@ def test_bounds_for_some_architectures_only_are_an_error(fake) -> None:
         with pytest.raises(latpred.LatpredError, match="1 lower and 2 upper bounds for 2 "
                                                        "architectures"):
             client.predict_interval("broken", "nb201", ["a", "bb"])
+
+
+def test_submit_retries_a_lost_reply_with_the_same_request_id(fake) -> None:
+    target, service, _ = fake
+    service.submit_failures = 2  # stored twice over, answered UNAVAILABLE both times
+    with latpred.Client(target, token="", timeout=10) as client:
+        result = client.submit("fake-dev", "nb201", [("a", 1.0), ("b", 2.0)])
+    assert result.replayed and result.accepted == 2
+    ids = [r.request_id for r in service.submit_requests]
+    assert len(ids) == 3 and len(set(ids)) == 1
+    assert len(ids[0]) == 32 and int(ids[0], 16) >= 0
+
+
+def test_submit_gives_each_batch_an_id_of_its_own(fake) -> None:
+    target, service, _ = fake
+    with latpred.Client(target, token="", timeout=10) as client:
+        first = client.submit("fake-dev", "nb201", [("a", 1.0)])
+        second = client.submit("fake-dev", "nb201", [("a", 1.0)])
+        # A caller that reruns a whole submit passes the id again: replayed.
+        again = client.submit("fake-dev", "nb201", [("a", 1.0)], request_id="mine-1")
+        rerun = client.submit("fake-dev", "nb201", [("a", 1.0)], request_id="mine-1")
+    ids = [r.request_id for r in service.submit_requests]
+    assert ids[0] != ids[1] and ids[2:] == ["mine-1", "mine-1"]
+    assert not first.replayed and not second.replayed and not again.replayed
+    assert rerun.replayed
+
+
+def test_split_submit_sends_each_chunk_with_its_own_id_on_every_retry(fake) -> None:
+    target, service, _ = fake
+    service.submit_failures = 1
+    with latpred.Client(target, token="", timeout=10) as client:
+        result = client.submit("fake-dev", "nb201", [("a", 1.0), ("b", 2.0), ("c", 3.0)],
+                               partial=True, request_id="batch")
+    # max_batch is 2: chunks "batch.0" (failed once, retried) and "batch.1".
+    assert [r.request_id for r in service.submit_requests] == ["batch.0", "batch.0", "batch.1"]
+    assert result.accepted == 3 and not result.replayed
+
+
+def test_submit_gives_up_after_three_attempts(fake) -> None:
+    target, service, _ = fake
+    service.submit_failures = 5
+    with latpred.Client(target, token="", timeout=10) as client:
+        with pytest.raises(latpred.Unavailable, match="outcome unknown"):
+            client.submit("fake-dev", "nb201", [("a", 1.0)])
+    assert len(service.submit_requests) == 3
+    assert len({r.request_id for r in service.submit_requests}) == 1

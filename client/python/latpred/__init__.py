@@ -23,7 +23,7 @@ except ImportError as e:  # pragma: no cover - only outside a build tree
 
 from .archs import (FBNET_OPS, NB201_OPS, Nb201Table, fbnet_string, nb201_ops, nb201_string,
                     normalize_arch, normalize_archs)
-from .client import Client, FeaturesLike, SampleLike, token_from_environment
+from .client import Client, FeaturesLike, SampleLike, new_request_id, token_from_environment
 from .datatypes import (AdaptResult, ArchLike, Device, Feature, FeatureSource, FitStats,
                         ModelState, Prediction, RegisterResult, Sample, SampleResult,
                         ServerInfo, SpaceState, SubmitResult)
@@ -34,7 +34,7 @@ from .errors import (DeadlineExceeded, FailedPrecondition, InvalidArgument, Latp
 from ._version import __version__  # generated: the CMake project version
 
 __all__ = [
-    "Client", "token_from_environment", "__version__",
+    "Client", "new_request_id", "token_from_environment", "__version__",
     # results
     "AdaptResult", "Device", "Feature", "FeatureSource", "FitStats", "ModelState",
     "Prediction", "RegisterResult", "Sample", "SampleResult", "ServerInfo", "SpaceState",

@@ -7,6 +7,7 @@ import os
 import re
 import threading
 import time
+import uuid
 from typing import (Any, Deque, Dict, Iterable, List, Literal, Mapping, Optional, Sequence,
                     Tuple, Union, cast, overload)
 
@@ -20,7 +21,7 @@ from .datatypes import (AdaptResult, ArchLike, Device, Feature, FeatureSource, F
 from .errors import (DeadlineExceeded, InvalidArgument, LatpredError, NoInterval,
                      ResourceExhausted, Unavailable, error_from_rpc)
 
-__all__ = ["Client", "SampleLike", "FeaturesLike", "token_from_environment"]
+__all__ = ["Client", "SampleLike", "FeaturesLike", "new_request_id", "token_from_environment"]
 
 #: A sample: a Sample, (arch, latency_ms[, repeats[, spread_ms]]) or a dict with
 #: the keys arch, latency_ms and optionally repeats, spread_ms.
@@ -57,6 +58,12 @@ _MAX_REQUEST_BYTES = 16 << 20
 _WINDOW = 4
 #: How often a split batch is re-predicted when an adapt landed between its chunks.
 _VERSION_RETRIES = 3
+#: Attempts of one SubmitSamples batch while it fails with UNAVAILABLE (all with the
+#: batch's request_id), and the waits between them: doubling from the first, at most
+#: the last (seconds).
+_SUBMIT_ATTEMPTS = 3
+_SUBMIT_FIRST_DELAY = 0.25
+_SUBMIT_MAX_DELAY = 2.0
 _ITEM_INDEX = re.compile(r"^(archs|samples)\[(\d+)\]")
 
 
@@ -133,6 +140,11 @@ def token_from_environment() -> Optional[str]:
     if token:
         _check_token(token, "LATPRED_TOKEN")
     return token or None
+
+
+def new_request_id() -> str:
+    """A fresh SubmitSamples request id: 32 hex digits of 128 random bits."""
+    return uuid.uuid4().hex
 
 
 def _number(value: Any, what: str) -> float:
@@ -509,7 +521,7 @@ class Client:
         return answers
 
     def submit(self, device: str, space: str, samples: Iterable[SampleLike],
-               partial: bool = False) -> SubmitResult:
+               partial: bool = False, request_id: Optional[str] = None) -> SubmitResult:
         """Stores measured latencies of the device (durably, before the reply).
 
         samples: Sample objects, (arch, latency_ms[, repeats[, spread_ms]]) tuples or
@@ -519,28 +531,53 @@ class Client:
         raises ResourceExhausted (it is not split, which would break all-or-nothing).
         With partial=True the valid samples are stored, the invalid ones reported per
         item in results, and a large batch is sent in chunks.
+
+        request_id: the batch's id (default: new_request_id()). The batch is sent up to 3
+        times while the server answers Unavailable, always with this id, so the server
+        stores it once: a retry of a batch that was stored answers with replayed=True
+        and stores nothing. Pass the same id again to retry a whole submit() safely;
+        "" sends none (no retry is then told from a new batch).
+        Chunks of a split batch go as "<request_id>.<n>" (n = 0, 1, ...).
         """
         items = [self._sample(space, i, s) for i, s in enumerate(samples)]
+        batch_id = new_request_id() if request_id is None else request_id
         if not partial or not items:
             request = latpred_pb2.SubmitSamplesRequest(device=device, space=space,
-                                                       samples=items, partial=partial)
-            return self._submit_result(self._call(self._stub.SubmitSamples, request), 0)
+                                                       samples=items, partial=partial,
+                                                       request_id=batch_id)
+            return self._submit_result(self._submit_call(request), 0)
         limit = self.max_batch()
         accepted = rejected = count = 0
+        replayed = True
         results: List[SampleResult] = []
-        for start in range(0, len(items), limit):
+        for n, start in enumerate(range(0, len(items), limit)):
             request = latpred_pb2.SubmitSamplesRequest(
-                device=device, space=space, samples=items[start:start + limit], partial=True)
+                device=device, space=space, samples=items[start:start + limit], partial=True,
+                request_id=f"{batch_id}.{n}" if batch_id else "")
             try:
-                part = self._submit_result(self._call(self._stub.SubmitSamples, request), start)
+                part = self._submit_result(self._submit_call(request), start)
             except LatpredError as e:
                 raise type(e)(_offset_message(e.message, start), e.code) from None
             accepted += part.accepted
             rejected += part.rejected
             count = part.sample_count
+            replayed = replayed and part.replayed
             results.extend(part.results)
         return SubmitResult(accepted=accepted, rejected=rejected, sample_count=count,
-                            results=results)
+                            results=results, replayed=replayed)
+
+    def _submit_call(self, request: Any) -> Any:
+        """SubmitSamples, sent again (same request, same request_id) while Unavailable."""
+        delay = _SUBMIT_FIRST_DELAY
+        for attempt in range(1, _SUBMIT_ATTEMPTS + 1):
+            try:
+                return self._call(self._stub.SubmitSamples, request)
+            except Unavailable:
+                if attempt == _SUBMIT_ATTEMPTS:
+                    raise
+            time.sleep(delay)
+            delay = min(2 * delay, _SUBMIT_MAX_DELAY)
+        raise AssertionError("unreachable")
 
     def _sample(self, space: str, index: int, sample: SampleLike) -> Any:
         try:
@@ -574,7 +611,8 @@ class Client:
             accepted=r.accepted, rejected=r.rejected, sample_count=r.sample_count,
             results=[SampleResult(index=x.index + offset, accepted=x.accepted,
                                   canonical_arch=x.canonical_arch, error=x.error)
-                     for x in r.results])
+                     for x in r.results],
+            replayed=r.replayed)
 
     def suggest(self, device: str, space: str, k: int,
                 candidates: Optional[Iterable[ArchLike]] = None) -> List[str]:

@@ -171,6 +171,10 @@ class SubmitResult:
     #: Samples stored for the device and space after the call.
     sample_count: int
     results: List[SampleResult] = field(default_factory=list)
+    #: True when the server had already stored this batch (its request_id) and stored
+    #: nothing this time: accepted, rejected and results are the first call's. For a
+    #: batch sent in chunks, when every chunk had been stored.
+    replayed: bool = False
 
 
 @dataclass(frozen=True)
