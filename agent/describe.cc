@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "latpred/core/reference_archs.h"
 #include "latpred/core/search_space.h"
 
 #ifdef LATPRED_WITH_PAPI
@@ -135,30 +136,7 @@ void PapiCounters(const std::function<void()>& workload, Descriptor& d) {
 
 }  // namespace
 
-const std::vector<std::string>& Nb201ReferenceArchs() {
-  // data/help/nb201_reference_archs.txt: indices 11982, 431, 55, 9, 14451,
-  // 8636, 9881, 13479, 6196, 1462 of data/help/nb201_latency.csv.
-  static const auto* archs = new std::vector<std::string>{
-      "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|nor_conv_1x1~0|skip_connect~1|"
-      "skip_connect~2|",
-      "|nor_conv_3x3~0|+|none~0|skip_connect~1|+|none~0|none~1|skip_connect~2|",
-      "|skip_connect~0|+|skip_connect~0|avg_pool_3x3~1|+|none~0|skip_connect~1|"
-      "none~2|",
-      "|avg_pool_3x3~0|+|none~0|none~1|+|skip_connect~0|none~1|nor_conv_3x3~2|",
-      "|none~0|+|nor_conv_1x1~0|none~1|+|nor_conv_3x3~0|nor_conv_1x1~1|nor_"
-      "conv_1x1~2|",
-      "|skip_connect~0|+|nor_conv_1x1~0|skip_connect~1|+|nor_conv_1x1~0|none~1|"
-      "nor_conv_3x3~2|",
-      "|nor_conv_3x3~0|+|avg_pool_3x3~0|skip_connect~1|+|none~0|nor_conv_1x1~1|"
-      "avg_pool_3x3~2|",
-      "|skip_connect~0|+|nor_conv_3x3~0|nor_conv_1x1~1|+|avg_pool_3x3~0|nor_"
-      "conv_3x3~1|nor_conv_3x3~2|",
-      "|avg_pool_3x3~0|+|none~0|skip_connect~1|+|none~0|nor_conv_1x1~1|avg_"
-      "pool_3x3~2|",
-      "|nor_conv_3x3~0|+|nor_conv_3x3~0|nor_conv_3x3~1|+|nor_conv_3x3~0|nor_"
-      "conv_3x3~1|nor_conv_3x3~2|"};
-  return *archs;
-}
+const std::vector<std::string>& Nb201ReferenceArchs() { return core::Nb201ReferenceArchs(); }
 
 double MemoryReadBandwidthGBps(size_t bytes, int passes) {
   const size_t n = bytes / sizeof(uint64_t);

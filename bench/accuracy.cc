@@ -11,6 +11,7 @@
 #include <optional>
 #include <ostream>
 #include <random>
+#include <set>
 #include <string>
 #include <tuple>
 #include <utility>
@@ -25,6 +26,7 @@
 #include "latpred/bench/baselines.h"
 #include "latpred/bench/protocol.h"
 #include "latpred/core/dataset.h"
+#include "latpred/core/reference_archs.h"
 #include "latpred/core/search_space.h"
 #include "latpred/core/stats.h"
 #include "latpred/predictor/interval.h"
@@ -194,13 +196,116 @@ class Runner {
                         const std::vector<int>& source_cols,
                         const std::vector<std::vector<double>>& source_columns);
 
+  // Every device's descriptor from the nb201 table (loaded for it where no split needs it).
+  absl::Status LoadDescriptors();
+  // The descriptor comparison for one target (DescriptorResult), at k=0 and at each k.
+  void CompareZeroShot(const TaskSpec& task, int trial, const std::string& target,
+                       const predictor::BaseModel& model,
+                       const std::optional<predictor::DescriptorPrior>& prior,
+                       const std::vector<core::Architecture>& candidates,
+                       const std::vector<int>& measured, const std::vector<double>& truth);
+
   const AccuracyOptions& options_;
   std::ostream& log_;
   AccuracyReport* report_;
   Clock::time_point start_;
   std::vector<Plan> plan_;
   std::map<std::string, std::unique_ptr<Table>> tables_;
+  std::map<std::string, predictor::Descriptor> descriptors_;
+  std::vector<core::Architecture> references_;  // nb201 reference architectures
 };
+
+absl::Status Runner::LoadDescriptors() {
+  const core::SearchSpace& nb201 = core::Nb201Space();
+  std::unique_ptr<Table> loaded;
+  const Table* table = nullptr;
+  if (tables_.count("nb201")) {
+    table = tables_.at("nb201").get();
+  } else {
+    std::vector<std::string> files = {absl::StrCat(options_.data_dir, "/help/nb201_latency.csv")};
+    if (options_.protocol == Protocol::kGeneral) {
+      files.push_back(absl::StrCat(options_.data_dir, "/eagle/nb201_latency.csv"));
+    }
+    std::map<std::string, std::vector<std::string>> file_devices;
+    absl::StatusOr<std::unique_ptr<Table>> t = LoadJoined(files, nb201, &file_devices);
+    if (!t.ok()) return t.status();
+    loaded = std::move(*t);
+    table = loaded.get();
+  }
+  std::map<std::string, size_t> row_of;
+  for (size_t r = 0; r < table->data.rows(); ++r) {
+    row_of[nb201.Canonical(table->data.archs[r])] = r;
+  }
+  for (const std::string& text : core::Nb201ReferenceArchs()) {
+    absl::StatusOr<core::Architecture> arch = nb201.Parse(text);
+    if (!arch.ok()) return arch.status();
+    references_.push_back(*arch);
+  }
+  for (size_t c = 0; c < table->data.devices.size(); ++c) {
+    predictor::Descriptor& d = descriptors_[table->data.devices[c]];
+    for (const core::Architecture& arch : references_) {
+      const auto it = row_of.find(nb201.Canonical(arch));
+      if (it == row_of.end()) continue;
+      const double v = table->data.at(it->second, static_cast<int>(c));
+      if (v > 0 && std::isfinite(v)) d[core::ReferenceFeatureName(nb201, arch)] = v;
+    }
+  }
+  log_ << absl::StrFormat("descriptors: %d reference latencies on %d devices\n",
+                          references_.size(), descriptors_.size());
+  return absl::OkStatus();
+}
+
+void Runner::CompareZeroShot(const TaskSpec& task, int trial, const std::string& target,
+                             const predictor::BaseModel& model,
+                             const std::optional<predictor::DescriptorPrior>& prior,
+                             const std::vector<core::Architecture>& candidates,
+                             const std::vector<int>& measured, const std::vector<double>& truth) {
+  const size_t n = candidates.size();
+  // The reference architectures are the descriptor's: left out of the scored ones.
+  const core::SearchSpace& space = model.space();
+  std::set<std::string> reference_names;
+  if (space.name() == "nb201") {
+    for (const core::Architecture& a : references_) reference_names.insert(space.Canonical(a));
+  }
+  std::vector<char> scored(n, 1);
+  std::vector<predictor::Observation> refs;
+  for (size_t i = 0; i < n; ++i) {
+    if (reference_names.count(space.Canonical(candidates[i]))) {
+      scored[i] = 0;
+      refs.push_back({candidates[i], truth[i]});
+    }
+  }
+  const auto score = [&](const predictor::DeviceHead& head) {
+    std::vector<double> pred(n), t, p;
+    model.Predict(head, candidates, pred.data());
+    for (size_t i = 0; i < n; ++i) {
+      if (!scored[i]) continue;
+      t.push_back(truth[i]);
+      p.push_back(pred[i]);
+    }
+    return Score(t, p);
+  };
+  DescriptorResult r;
+  r.task = task.name;
+  r.trial = trial;
+  r.target = target;
+  r.k = 0;
+  r.learned = prior.has_value();
+  const Metrics without = score(model.ZeroShot(nullptr));
+  const predictor::DeviceHead head = model.ZeroShot(prior ? &*prior : nullptr);
+  const Metrics with = score(head);
+  r.spearman_without = ZeroIfNan(without.spearman);
+  r.spearman_with = ZeroIfNan(with.spearman);
+  r.mape_without = without.mape;
+  r.mape_with = with.mape;
+  r.descriptor_weight = head.fit.descriptor_weight;
+  if (refs.size() == references_.size() && !refs.empty()) {
+    absl::StatusOr<predictor::DeviceHead> on_refs = model.Adapt(refs, options_.adapt);
+    if (on_refs.ok()) r.spearman_refs_as_samples = ZeroIfNan(score(*on_refs).spearman);
+  }
+  (void)measured;
+  report_->descriptor_results.push_back(r);
+}
 
 absl::Status Runner::Run() {
   const AccuracyOptions& o = options_;
@@ -329,6 +434,10 @@ absl::Status Runner::Run() {
         }
       }
     }
+  }
+  if (o.descriptor) {
+    absl::Status s = LoadDescriptors();
+    if (!s.ok()) return s;
   }
   for (const TaskSpec& t : report_->tasks) {
     absl::Status s = RunTask(t, *tables_.at(t.space));
@@ -485,6 +594,16 @@ absl::Status Runner::RunTrial(const TaskSpec& task, const Table& table, int tria
   for (const auto& c : source_columns) source_ptrs.push_back(&c);
   std::vector<double> k20_spearman;
   const int report_k = *std::max_element(options_.ks.begin(), options_.ks.end());
+  // The descriptor map's teachers: every source with its descriptor and head.
+  std::vector<predictor::DescribedHead> described;
+  if (options_.descriptor) {
+    for (const std::string& s : task.sources) {
+      const predictor::DeviceHead* h = model.SourceHead(s);
+      std::vector<double> theta(h->z);
+      theta.push_back(h->b);
+      described.push_back({s, descriptors_[s], std::move(theta)});
+    }
+  }
   for (const std::string& target : task.targets) {
     const int col = table.data.DeviceColumn(target);
     const std::vector<int> measured = table.MeasuredRows(col);
@@ -498,6 +617,12 @@ absl::Status Runner::RunTrial(const TaskSpec& task, const Table& table, int tria
       truth.push_back(table.data.at(r, col));
     }
     std::vector<double> pred(n);
+    std::optional<predictor::DescriptorPrior> descriptor_prior;
+    if (options_.descriptor) {
+      descriptor_prior =
+          predictor::FitDescriptorPrior(model, descriptors_[target], described, options_.adapt);
+      CompareZeroShot(task, trial, target, model, descriptor_prior, candidates, measured, truth);
+    }
     for (const Plan& p : plan_) {
       if (p.k >= n) {
         return absl::FailedPreconditionError(absl::StrCat(
@@ -580,6 +705,33 @@ absl::Status Runner::RunTrial(const TaskSpec& task, const Table& table, int tria
       report_->results.push_back(r);
       if (p.k == report_k && p.selection == report_->main_selection) {
         k20_spearman.push_back(ZeroIfNan(r.metrics.spearman));
+      }
+      if (options_.descriptor && p.selection == report_->main_selection) {
+        DescriptorResult d;
+        d.task = task.name;
+        d.trial = trial;
+        d.target = target;
+        d.k = p.k;
+        d.learned = descriptor_prior.has_value();
+        d.spearman_without = ZeroIfNan(r.metrics.spearman);
+        d.mape_without = r.metrics.mape;
+        d.spearman_with = d.spearman_without;
+        d.mape_with = d.mape_without;
+        if (descriptor_prior) {
+          absl::StatusOr<predictor::DeviceHead> with =
+              model.Adapt(obs, options_.adapt, &*descriptor_prior);
+          if (!with.ok()) return with.status();
+          std::vector<double> with_pred(n), with_eval;
+          model.Predict(*with, candidates, with_pred.data());
+          for (int i = 0; i < n; ++i) {
+            if (!is_sample[i]) with_eval.push_back(with_pred[i]);
+          }
+          const Metrics m = Score(eval_truth, with_eval);
+          d.spearman_with = ZeroIfNan(m.spearman);
+          d.mape_with = m.mape;
+          d.descriptor_weight = with->fit.descriptor_weight;
+        }
+        report_->descriptor_results.push_back(d);
       }
       if (p.selection == report_->main_selection) {
         for (const std::string& part : options_.ablate) {

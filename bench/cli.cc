@@ -45,6 +45,9 @@ ABSL_FLAG(std::string, target, "", "custom task: target devices, comma-separated
 ABSL_FLAG(std::string, adapt_off, "",
           "comma-separated adaptation parts to switch off (embedding, additive, "
           "additive_costs, source_additive)");
+ABSL_FLAG(bool, descriptor, false,
+          "also adapt with each device's descriptor (its nb201 reference latencies), side by "
+          "side with the same samples, and zero-shot");
 ABSL_FLAG(std::string, ablate, "",
           "comma-separated adaptation parts to leave out one at a time, or all");
 ABSL_FLAG(bool, each, false, "custom task: one task per target, its sources every other one");
@@ -90,9 +93,14 @@ flags (--a-b and --a_b are the same flag):
                           accuracy.svg
   --data-dir DIR          bundled data (help/, eagle/)
   --adapt-off a,b         switch adaptation parts off, to measure what each adds:
-                          embedding, additive, additive_costs, source_additive
+                          embedding, additive, additive_costs, source_additive,
+                          descriptor
   --ablate a,b|all        also adapt without each part in turn (same base model and
                           samples) and print what each part adds per k
+  --descriptor            also adapt with each target's descriptor (its latencies on
+                          the 10 nb201 reference architectures, the sources' teaching
+                          the map), same samples, and zero-shot (k=0); writes
+                          descriptor.csv. The descriptor's 10 latencies are extra to k.
 custom task (replaces the standard tasks; named "custom"):
   --data FILE.csv[,MORE.csv] --space nb201|fbnet --source a,b|all --target c,d|all
   (all: every device of the files; a device in both lists is a target only; several
@@ -159,6 +167,7 @@ absl::StatusOr<AccuracyOptions> AccuracyOptionsFromFlags() {
   if (absl::Status s = predictor::DisableParts(absl::GetFlag(FLAGS_adapt_off), &o.adapt); !s.ok()) {
     return absl::InvalidArgumentError(absl::StrCat("--adapt-off: ", s.message()));
   }
+  o.descriptor = absl::GetFlag(FLAGS_descriptor);
   const std::string ablate = absl::GetFlag(FLAGS_ablate);
   if (absl::AsciiStrToLower(ablate) == "all") {
     o.ablate = predictor::PartNames();

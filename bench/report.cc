@@ -191,6 +191,45 @@ void PrintAblation(const AccuracyReport& report, std::ostream& out) {
   }
 }
 
+// With and without the descriptor, same samples: per task and k the mean Spearman over
+// targets and trials, then over every target.
+void PrintDescriptor(const AccuracyReport& report, std::ostream& out) {
+  if (report.descriptor_results.empty()) return;
+  struct Sums {
+    std::vector<double> without, with, weight, refs;
+    int learned = 0, better = 0, worse = 0;
+  };
+  std::map<std::pair<std::string, int>, Sums> by_task;
+  std::map<int, Sums> by_k;
+  for (const DescriptorResult& d : report.descriptor_results) {
+    for (Sums* s : {&by_task[{d.task, d.k}], &by_k[d.k]}) {
+      s->without.push_back(d.spearman_without);
+      s->with.push_back(d.spearman_with);
+      s->weight.push_back(d.descriptor_weight);
+      if (std::isfinite(d.spearman_refs_as_samples)) s->refs.push_back(d.spearman_refs_as_samples);
+      s->learned += d.learned;
+      s->better += d.spearman_with > d.spearman_without + 0.01;
+      s->worse += d.spearman_with < d.spearman_without - 0.01;
+    }
+  }
+  const auto line = [&out](const std::string& label, int k, const Sums& s) {
+    out << absl::StrFormat("  %-14s k=%-2d %.3f -> %.3f (%+.3f)  learned %3d/%-3zu weight %.2f  "
+                           "better %d worse %d",
+                           label, k, Mean(s.without), Mean(s.with), Mean(s.with) - Mean(s.without),
+                           s.learned, s.with.size(), Mean(s.weight), s.better, s.worse);
+    if (!s.refs.empty()) out << absl::StrFormat("  refs as 10 samples %.3f", Mean(s.refs));
+    out << "\n";
+  };
+  out << "descriptor (each device's nb201 reference latencies; latpred Spearman without -> "
+         "with, same samples; k=0 zero-shot; better/worse: targets moved by more than 0.01)\n";
+  for (const TaskSpec& t : report.tasks) {
+    for (const auto& [key, sums] : by_task) {
+      if (key.first == t.name) line(t.name, key.second, sums);
+    }
+  }
+  for (const auto& [k, sums] : by_k) line("all targets", k, sums);
+}
+
 void PrintReport(const AccuracyReport& report, std::ostream& out) {
   const Selection main = report.main_selection;
   if (report.options.protocol == Protocol::kGeneral) {
@@ -203,6 +242,7 @@ void PrintReport(const AccuracyReport& report, std::ostream& out) {
     PrintGeneralSummary(SummarizeGeneral(report.results, report.tasks, main), out);
     PrintCalibration(report, out);
     PrintAblation(report, out);
+    PrintDescriptor(report, out);
     out << "\n"
         << absl::StrFormat("adapt median: %.2f ms over %d calls\n", MedianAdaptMs(report, 0),
                            static_cast<int>(report.adapt_timings.size()))
@@ -265,6 +305,7 @@ void PrintReport(const AccuracyReport& report, std::ostream& out) {
   }
   PrintCalibration(report, out);
   PrintAblation(report, out);
+  PrintDescriptor(report, out);
   out << absl::StrFormat("adapt median: %.2f ms over %d calls", s.adapt_median_ms, s.adapt_calls);
   if (s.has_k20) out << absl::StrFormat(" (k=20: %.2f ms)", s.adapt_median_ms_k20);
   out << "\n";
@@ -508,6 +549,19 @@ absl::Status WriteReport(const AccuracyReport& report, const std::string& dir) {
                       ",", a.part, ",", CsvNum(a.spearman), "\n");
     }
     files.emplace_back("ablation.csv", csv);
+  }
+  if (!report.descriptor_results.empty()) {
+    std::string csv =
+        "task,trial,target,k,learned,spearman_without,spearman_with,mape_without,mape_with,"
+        "descriptor_weight,spearman_refs_as_samples\n";
+    for (const DescriptorResult& d : report.descriptor_results) {
+      absl::StrAppend(&csv, CsvField(d.task), ",", d.trial, ",", CsvField(d.target), ",", d.k, ",",
+                      d.learned ? 1 : 0, ",", CsvNum(d.spearman_without), ",",
+                      CsvNum(d.spearman_with), ",", CsvNum(d.mape_without), ",",
+                      CsvNum(d.mape_with), ",", CsvNum(d.descriptor_weight), ",",
+                      CsvNum(d.spearman_refs_as_samples), "\n");
+    }
+    files.emplace_back("descriptor.csv", csv);
   }
   if (report.options.protocol == Protocol::kGeneral) {
     files.emplace_back("generalization.csv",

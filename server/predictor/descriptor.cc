@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "latpred/predictor/predictor.h"
+#include "linalg.h"
 #include "prior.h"
 
 namespace latpred::predictor {
@@ -15,55 +16,13 @@ namespace {
 
 constexpr double kInfinity = std::numeric_limits<double>::infinity();
 
-// A device's usable features in log scale, restricted to the map's features.
-using LogFeatures = std::map<std::string, double>;
-
-LogFeatures Logs(const Descriptor& d) {
-  LogFeatures out;
+// A device's usable features in log scale.
+std::map<std::string, double> Logs(const Descriptor& d) {
+  std::map<std::string, double> out;
   for (const auto& [name, value] : d) {
     if (value > 0 && std::isfinite(value)) out[name] = std::log(value);
   }
   return out;
-}
-
-// Mean squared standardised difference over the features both have; infinity for none.
-double Distance2(const LogFeatures& a, const LogFeatures& b, const std::map<std::string, double>& sd) {
-  double sum = 0;
-  int shared = 0;
-  for (const auto& [name, scale] : sd) {
-    auto ia = a.find(name);
-    auto ib = b.find(name);
-    if (ia == a.end() || ib == b.end()) continue;
-    const double d = (ia->second - ib->second) / scale;
-    sum += d * d;
-    ++shared;
-  }
-  return shared == 0 ? kInfinity : sum / shared;
-}
-
-// Nadaraya-Watson average of thetas (rows of heads) with squared distances d2 (infinity:
-// left out) at length scale l (infinity: the plain average of the finite ones); skip one.
-std::vector<double> KernelMean(const std::vector<std::vector<double>>& heads,
-                               const std::vector<double>& d2, double l, int skip) {
-  const size_t p = heads[0].size();
-  double top = -kInfinity;
-  std::vector<double> logw(heads.size(), -kInfinity);
-  for (size_t j = 0; j < heads.size(); ++j) {
-    if (static_cast<int>(j) == skip || !std::isfinite(d2[j])) continue;
-    logw[j] = std::isfinite(l) ? -d2[j] / (2 * l * l) : 0.0;
-    top = std::max(top, logw[j]);
-  }
-  std::vector<double> mean(p, 0.0);
-  if (top == -kInfinity) return {};
-  double total = 0;
-  for (size_t j = 0; j < heads.size(); ++j) {
-    if (logw[j] == -kInfinity) continue;
-    const double w = std::exp(logw[j] - top);
-    total += w;
-    for (size_t k = 0; k < p; ++k) mean[k] += w * heads[j][k];
-  }
-  for (double& m : mean) m /= total;
-  return mean;
 }
 
 double MetricNorm(const std::vector<double>& r, const std::vector<double>& g) {
@@ -75,93 +34,159 @@ double MetricNorm(const std::vector<double>& r, const std::vector<double>& g) {
   return s;
 }
 
+// The ridge fit theta = c + W x on the devices but `skip` (-1: all), ridge lambda per
+// device (infinity: W = 0). Predicts theta at x and writes x's leverage x' A^-1 x.
+struct Ridge {
+  const std::vector<std::vector<double>>& x;      // standardised features per device
+  const std::vector<std::vector<double>>& theta;  // heads per device
+
+  std::vector<double> Predict(const std::vector<double>& at, double lambda, int skip,
+                              double* leverage) const {
+    const size_t n = x.size(), f = at.size(), p = theta[0].size();
+    std::vector<double> xm(f, 0.0), tm(p, 0.0);
+    double count = 0;
+    for (size_t i = 0; i < n; ++i) {
+      if (static_cast<int>(i) == skip) continue;
+      for (size_t a = 0; a < f; ++a) xm[a] += x[i][a];
+      for (size_t k = 0; k < p; ++k) tm[k] += theta[i][k];
+      ++count;
+    }
+    for (double& v : xm) v /= count;
+    for (double& v : tm) v /= count;
+    if (leverage != nullptr) *leverage = 0;
+    if (!std::isfinite(lambda)) return tm;
+    Matrix a(static_cast<int>(f));
+    for (size_t i = 0; i < n; ++i) {
+      if (static_cast<int>(i) == skip) continue;
+      for (size_t r = 0; r < f; ++r) {
+        for (size_t c = 0; c < f; ++c) a(r, c) += (x[i][r] - xm[r]) * (x[i][c] - xm[c]);
+      }
+    }
+    for (size_t r = 0; r < f; ++r) a(r, r) += lambda * count;
+    Matrix lower;
+    if (!Cholesky(a, &lower)) return tm;
+    std::vector<double> d(f);
+    for (size_t r = 0; r < f; ++r) d[r] = at[r] - xm[r];
+    // theta(at) = tm + sum_i (d' A^-1 (x_i - xm)) (theta_i - tm)
+    const std::vector<double> u = CholeskySolve(lower, d);
+    std::vector<double> out = tm;
+    for (size_t i = 0; i < n; ++i) {
+      if (static_cast<int>(i) == skip) continue;
+      double w = 0;
+      for (size_t r = 0; r < f; ++r) w += u[r] * (x[i][r] - xm[r]);
+      for (size_t k = 0; k < p; ++k) out[k] += w * (theta[i][k] - tm[k]);
+    }
+    if (leverage != nullptr) {
+      double v = 0;
+      for (size_t r = 0; r < f; ++r) v += u[r] * d[r];
+      *leverage = v;
+    }
+    return out;
+  }
+};
+
 }  // namespace
 
 std::optional<DescriptorPrior> FitDescriptorPrior(const Descriptor& target,
                                                   const std::vector<DescribedHead>& population,
                                                   const std::vector<double>& second_moment,
                                                   const AdaptOptions& options) {
-  const LogFeatures t = Logs(target);
+  const std::map<std::string, double> t = Logs(target);
   if (t.empty() || population.empty()) return std::nullopt;
   const size_t p = population[0].theta.size();
   if (p == 0 || second_moment.size() != p * p) return std::nullopt;
-  std::vector<LogFeatures> logs;
+  std::vector<std::map<std::string, double>> logs;
   for (const DescribedHead& d : population) logs.push_back(Logs(d.descriptor));
 
-  // Features: the target's that enough devices have, with a spread among them.
-  std::map<std::string, double> sd;
-  for (const auto& [name, value] : t) {
-    std::vector<double> v;
+  // Features: the target's; while fewer than the minimum of devices have all of them,
+  // the one the fewest devices have goes.
+  std::vector<std::string> features;
+  for (const auto& entry : t) features.push_back(entry.first);
+  std::vector<int> members;
+  while (!features.empty()) {
+    members.clear();
+    std::map<std::string, int> coverage;
     for (size_t i = 0; i < population.size(); ++i) {
-      auto it = logs[i].find(name);
-      if (it != logs[i].end() && population[i].theta.size() == p) v.push_back(it->second);
+      if (population[i].theta.size() != p) continue;
+      bool all = true;
+      for (const std::string& f : features) {
+        const bool has = logs[i].count(f) > 0;
+        coverage[f] += has;
+        all = all && has;
+      }
+      if (all) members.push_back(static_cast<int>(i));
     }
-    if (static_cast<int>(v.size()) < options.descriptor_min_devices) continue;
-    double mean = 0, var = 0;
-    for (double x : v) mean += x;
-    mean /= static_cast<double>(v.size());
-    for (double x : v) var += (x - mean) * (x - mean);
-    var /= static_cast<double>(v.size());
-    if (var > 1e-12) sd[name] = std::sqrt(var);
+    if (static_cast<int>(members.size()) >= options.descriptor_min_devices) break;
+    features.erase(std::min_element(features.begin(), features.end(),
+                                    [&coverage](const std::string& a, const std::string& b) {
+                                      return coverage[a] < coverage[b];
+                                    }));
   }
-  if (sd.empty()) return std::nullopt;
-  // Devices: those with half of those features at least.
-  const size_t need = std::max<size_t>(1, (sd.size() + 1) / 2);
-  std::vector<std::vector<double>> heads;
-  std::vector<const LogFeatures*> members;
-  for (size_t i = 0; i < population.size(); ++i) {
-    if (population[i].theta.size() != p) continue;
-    size_t shared = 0;
-    for (const auto& entry : sd) shared += logs[i].count(entry.first);
-    if (shared < need) continue;
+  const int n = static_cast<int>(members.size());
+  if (features.empty() || n < options.descriptor_min_devices) return std::nullopt;
+  // Standardised over the members; a feature without spread among them carries nothing.
+  std::vector<std::string> used;
+  std::vector<double> mean, sd;
+  for (const std::string& f : features) {
+    double m = 0, v = 0;
+    for (int i : members) m += logs[i].at(f) / n;
+    for (int i : members) v += (logs[i].at(f) - m) * (logs[i].at(f) - m) / n;
+    if (v <= 1e-12) continue;
+    used.push_back(f);
+    mean.push_back(m);
+    sd.push_back(std::sqrt(v));
+  }
+  if (used.empty()) return std::nullopt;
+  const auto standardised = [&](const std::map<std::string, double>& l) {
+    std::vector<double> out(used.size());
+    for (size_t a = 0; a < used.size(); ++a) out[a] = (l.at(used[a]) - mean[a]) / sd[a];
+    return out;
+  };
+  std::vector<std::vector<double>> x, heads;
+  for (int i : members) {
+    x.push_back(standardised(logs[i]));
     heads.push_back(population[i].theta);
-    members.push_back(&logs[i]);
   }
-  const int n = static_cast<int>(heads.size());
-  if (n < options.descriptor_min_devices) return std::nullopt;
-
-  std::vector<std::vector<double>> pair(n, std::vector<double>(n));
-  for (int i = 0; i < n; ++i) {
-    for (int j = 0; j < n; ++j) pair[i][j] = Distance2(*members[i], *members[j], sd);
-  }
-  // Each device's head predicted from the others at length scale l.
-  const auto held_out = [&](double l, std::vector<std::vector<double>>* residuals) {
-    double error = 0;
-    int counted = 0;
+  const Ridge ridge{x, heads};
+  // Each device's head predicted from the others at ridge lambda.
+  const auto held_out = [&](double lambda, std::vector<std::vector<double>>* residuals,
+                            double* mean_leverage) {
+    double error = 0, leverage_sum = 0;
     for (int i = 0; i < n; ++i) {
-      const std::vector<double> m = KernelMean(heads, pair[i], l, i);
-      if (m.empty()) continue;
+      double leverage = 0;
+      const std::vector<double> m = ridge.Predict(x[i], lambda, i, &leverage);
       std::vector<double> r(p);
       for (size_t k = 0; k < p; ++k) r[k] = heads[i][k] - m[k];
-      error += MetricNorm(r, second_moment);
-      ++counted;
+      error += MetricNorm(r, second_moment) / n;
+      leverage_sum += leverage / n;
       if (residuals != nullptr) residuals->push_back(std::move(r));
     }
-    return counted == 0 ? kInfinity : error / counted;
+    if (mean_leverage != nullptr) *mean_leverage = leverage_sum;
+    return error;
   };
-  const double average_error = held_out(kInfinity, nullptr);
-  double best_l = kInfinity, best_error = average_error;
-  for (double l : options.descriptor_length_scales) {
-    const double e = held_out(l, nullptr);
+  const double average_error = held_out(kInfinity, nullptr, nullptr);
+  double best = kInfinity, best_error = average_error;
+  for (double lambda : options.descriptor_ridges) {
+    const double e = held_out(lambda, nullptr, nullptr);
     if (e < best_error) {
       best_error = e;
-      best_l = l;
+      best = lambda;
     }
   }
-  if (!std::isfinite(best_l) || !(best_error <= options.descriptor_min_gain * average_error)) {
+  if (!std::isfinite(best) || !(best_error <= options.descriptor_min_gain * average_error)) {
     return std::nullopt;
   }
-  std::vector<double> to_target(n);
-  for (int j = 0; j < n; ++j) to_target[j] = Distance2(t, *members[j], sd);
   DescriptorPrior prior;
-  prior.mean = KernelMean(heads, to_target, best_l, -1);
-  if (prior.mean.empty()) return std::nullopt;
+  double leverage = 0, mean_leverage = 0;
+  prior.mean = ridge.Predict(standardised(t), best, -1, &leverage);
   std::vector<std::vector<double>> residuals;
-  held_out(best_l, &residuals);
+  held_out(best, &residuals, &mean_leverage);
+  // A target farther out than the held-out devices were gets a wider prior.
+  const double widen = std::max(1.0, (1 + leverage) / (1 + mean_leverage));
   prior.cov.assign(p * p, 0.0);
   for (const std::vector<double>& r : residuals) {
     for (size_t a = 0; a < p; ++a) {
-      for (size_t b = 0; b < p; ++b) prior.cov[a * p + b] += r[a] * r[b] / residuals.size();
+      for (size_t b = 0; b < p; ++b) prior.cov[a * p + b] += widen * r[a] * r[b] / n;
     }
   }
   // A ridge of a hundredth of the mean variance keeps the covariance invertible when the
@@ -169,9 +194,9 @@ std::optional<DescriptorPrior> FitDescriptorPrior(const Descriptor& target,
   double trace = 0;
   for (size_t a = 0; a < p; ++a) trace += prior.cov[a * p + a];
   for (size_t a = 0; a < p; ++a) prior.cov[a * p + a] += 1e-8 + 0.01 * trace / p;
-  prior.length_scale = best_l;
+  prior.ridge = best;
   prior.devices = n;
-  for (const auto& entry : sd) prior.features.push_back(entry.first);
+  prior.features = used;
   prior.held_out_error = best_error;
   prior.average_error = average_error;
   return prior;

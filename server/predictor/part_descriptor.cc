@@ -1,11 +1,13 @@
 // descriptor: log latency = h(a) . z + b as in the embedding part, with the prior that
-// the device's descriptor implies (latpred/predictor/descriptor.h): mean the heads of the
-// devices whose descriptors are like the target's, averaged by a kernel; covariance the
-// spread with which that average predicted held-out devices' heads, times each alpha;
-// noise on the embedding's grid. Absent where the target has no descriptor or the map
-// learned nothing from the devices' descriptors, so a descriptor that carries nothing
-// costs nothing; where it carries something its tight prior on the speed b and the shape
-// z wins on evidence with few samples and yields to the other parts as samples add up.
+// the device's descriptor implies (latpred/predictor/descriptor.h): mean the head that the
+// map from descriptors to heads gives the target; covariance the spread with which that
+// map predicted held-out devices' heads, times each alpha, on the shape z (the speed b as
+// flat as the embedding's: samples fix the scale); noise on the embedding's grid. Absent
+// where the target has no descriptor or the map learned nothing from the devices'
+// descriptors, so a descriptor that carries nothing costs nothing; where it carries
+// something its tight prior on the shape z wins on evidence with few samples and yields
+// to the other parts as samples add up. With no samples the map's mean, speed included,
+// is the zero-shot head (BaseModel::ZeroShot).
 #include <memory>
 
 #include "parts.h"
@@ -19,6 +21,10 @@ PriorSetting MakeSetting(const DescriptorPrior& d, double alpha, double noise) {
   setting.mean = d.mean;
   setting.cov = Matrix(p);
   for (int i = 0; i < p * p; ++i) setting.cov.a[i] = alpha * d.cov[i];
+  // The speed b: as flat as the embedding's once there are samples (they fix the scale;
+  // a tight prior on b would win the evidence on level alone, whatever the shape).
+  for (int i = 0; i < p; ++i) setting.cov(i, p - 1) = setting.cov(p - 1, i) = 0;
+  setting.cov(p - 1, p - 1) = kBiasPriorVariance;
   if (Cholesky(setting.cov, &setting.cov_lower)) setting.cov_inv = CholeskyInverse(setting.cov_lower);
   setting.noise = noise;
   return setting;

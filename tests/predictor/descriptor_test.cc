@@ -70,7 +70,7 @@ TEST(DescriptorMap, RecoversHeadsThatFollowTheDescriptor) {
     const std::vector<double> u = {normal(rng), normal(rng), normal(rng)};
     auto prior = FitDescriptorPrior(Describe(u), population, Identity(kP), AdaptOptions());
     ASSERT_TRUE(prior.has_value());
-    EXPECT_TRUE(std::isfinite(prior->length_scale));
+    EXPECT_TRUE(std::isfinite(prior->ridge));
     EXPECT_EQ(prior->devices, 60);
     EXPECT_LT(prior->held_out_error, 0.5 * prior->average_error);
     near += Distance(prior->mean, Head(u));
@@ -85,7 +85,7 @@ TEST(DescriptorMap, LearnsNothingFromDescriptorsThatSayNothing) {
     const std::vector<DescribedHead> population = Population(40, seed, false);
     auto prior = FitDescriptorPrior(Describe({0.1, -0.2, 0.3}), population, Identity(kP),
                                     AdaptOptions());
-    EXPECT_FALSE(prior.has_value()) << "seed " << seed << ": l = " << prior->length_scale
+    EXPECT_FALSE(prior.has_value()) << "seed " << seed << ": ridge " << prior->ridge
                                     << ", held-out " << prior->held_out_error << " vs "
                                     << prior->average_error;
   }

@@ -73,6 +73,11 @@ struct AccuracyOptions {
   // Parts to leave out one at a time (--ablate), each on the same base model and
   // samples as the main figures: what each part adds.
   std::vector<std::string> ablate;
+  // Also adapt with each device's descriptor (--descriptor): its latencies on the nb201
+  // reference architectures (core::Nb201ReferenceArchs, as the agent measures them),
+  // the sources' descriptors and heads teaching the descriptor map; side by side with
+  // latpred without it on the same samples, and at k=0 (zero-shot) too.
+  bool descriptor = false;
 };
 
 struct Metrics {
@@ -141,6 +146,24 @@ struct AblationResult {
   double spearman = 0;
 };
 
+// latpred with and without the target's descriptor on one (task, trial, target, k), the
+// same samples; k=0 is zero-shot (the source prior's mean against the descriptor's).
+struct DescriptorResult {
+  std::string task;
+  int trial = 0;
+  std::string target;
+  int k = 0;
+  bool learned = false;            // the map gave the target a prior
+  double spearman_without = 0;
+  double spearman_with = 0;
+  double mape_without = 0;
+  double mape_with = 0;
+  double descriptor_weight = 0;    // the head's share from the descriptor part
+  // The source prior adapted on the reference latencies as samples (the descriptor's
+  // latencies spent as k = 10 samples; nb201 targets only, k=0 rows only; NaN otherwise).
+  double spearman_refs_as_samples = std::numeric_limits<double>::quiet_NaN();
+};
+
 struct AccuracyReport {
   AccuracyOptions options;
   int epochs = 0;  // epochs actually used
@@ -148,6 +171,7 @@ struct AccuracyReport {
   std::vector<TaskSpec> tasks;
   std::vector<TargetResult> results;
   std::vector<AblationResult> ablations;
+  std::vector<DescriptorResult> descriptor_results;
   std::vector<Aggregate> aggregates;
   std::vector<AdaptTiming> adapt_timings;
   std::vector<TrialTiming> trial_timings;

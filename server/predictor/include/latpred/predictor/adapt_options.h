@@ -49,16 +49,17 @@ struct AdaptOptions {
   // the typical latency (the same floor the head predicts with).
   double additive_fit_floor = 0.05;
 
-  // descriptor: kernel length scales in standardised descriptor units (a tenth to ten
-  // times a feature's spread over the devices); l = infinity is always scored too. The map
-  // needs this many devices sharing the target's features (fewer cannot hold one out and
-  // still average), and must cut the held-out error of the plain average of heads by this
+  // descriptor: ridges per device of the map (from a hundredth, nearly least squares, to
+  // ten, nearly the plain average; the plain average itself is always scored too). The
+  // map needs this many devices with all the features it uses (fewer cannot hold one out
+  // and still fit), and must cut the held-out error of the plain average of heads by this
   // factor to count as having learned something (a tenth: below that, trial noise on
-  // 20-30 source heads). Its prior covariance is the held-out spread times each alpha.
-  std::vector<double> descriptor_length_scales = {0.1, 0.3, 1, 3, 10};
+  // 20-30 source heads). Its prior covariance is the held-out spread times each alpha
+  // (1 to 16: a target from another collection is farther than the held-out sources).
+  std::vector<double> descriptor_ridges = {0.01, 0.1, 1, 10};
   int descriptor_min_devices = 4;
   double descriptor_min_gain = 0.9;
-  std::vector<double> descriptor_alphas = {1, 4};
+  std::vector<double> descriptor_alphas = {1, 4, 16};
   double descriptor_prior_mass = 1;
 
   // Glitches: prior rate of a sample off by up to a factor of 100 (1-4% of the bundled

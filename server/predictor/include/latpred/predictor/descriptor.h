@@ -1,20 +1,21 @@
 // MAPLE's idea in the predictor: what is measured about a machine (its descriptor) sets
 // the prior of its head.
 //
-// Model: a device's head theta = [z; b] is a smooth function of its descriptor. Every
-// descriptor value is a positive rate, size or time, read as its logarithm and
-// standardised over the devices that have it. A target's prior mean is the kernel-weighted
-// average of the heads of the devices with a descriptor and a fitted head, weight
-// exp(-d^2 / (2 l^2)) with d^2 the mean squared standardised difference over the features
-// both have (Nadaraya-Watson). The length scale l is chosen by predicting each of those
-// devices' heads from the others (leave one device out), scored by the mean squared
-// log-latency error over the space (the heads' difference under the second moment of
-// [h(a); 1] over random architectures); l = infinity is the plain average of heads, and a
-// descriptor whose best l does no better than that has learned nothing and gives no
-// prior. The prior covariance is the spread of the held-out errors at the chosen l, so a
-// descriptor that predicts heads well gives a tight prior, on the speed b as on the
-// shape z. The descriptor part of Adapt (part_descriptor.cc) scores that prior on the
-// samples like any other part; with no samples its mean is the zero-shot head.
+// Model: a device's head theta = [z; b] is linear in its descriptor. Every descriptor
+// value is a positive rate, size or time, read as its logarithm and standardised over the
+// devices that have it; theta = c + W x, fitted by ridge regression across the devices
+// with a descriptor and a fitted head (MAPLE feeds the descriptor to a predictor trained
+// across devices; a linear map is the one that extrapolates to a device unlike all of
+// them). The ridge is chosen by predicting each of those devices' heads from the others
+// (leave one device out), scored by the mean squared log-latency error over the space (the
+// heads' difference under the second moment of [h(a); 1] over random architectures); an
+// infinite ridge is the plain average of heads, and a descriptor whose best ridge does no
+// better than that has learned nothing and gives no prior. The prior covariance is the
+// spread of the held-out errors at the chosen ridge, widened for a target farther out in
+// descriptor space than the devices were (its leverage), so a descriptor that predicts
+// heads well gives a tight prior, on the speed b as on the shape z. The descriptor part
+// of Adapt (part_descriptor.cc) scores that prior on the samples like any other part;
+// with no samples its mean is the zero-shot head.
 #ifndef LATPRED_PREDICTOR_DESCRIPTOR_H_
 #define LATPRED_PREDICTOR_DESCRIPTOR_H_
 
@@ -44,7 +45,7 @@ struct DescribedHead {
 struct DescriptorPrior {
   std::vector<double> mean;          // [z; b]
   std::vector<double> cov;           // (dim + 1)^2, row-major
-  double length_scale = 0;           // the chosen l
+  double ridge = 0;                  // the chosen ridge, per device
   int devices = 0;                   // devices the map learned from
   std::vector<std::string> features; // the target's features that entered the map
   // Mean squared log-latency error of held-out heads: at l, and of the plain average.
@@ -54,8 +55,8 @@ struct DescriptorPrior {
 
 // The map on plain vectors: heads of `population` (each theta of size p), `second_moment`
 // (p x p, row-major) the metric of head differences. nullopt where the map has learned
-// nothing for this target: too few devices share its features, or no length scale beats
-// the plain average by options.descriptor_min_gain.
+// nothing for this target: too few devices share its features, or no ridge beats the
+// plain average by options.descriptor_min_gain.
 std::optional<DescriptorPrior> FitDescriptorPrior(const Descriptor& target,
                                                   const std::vector<DescribedHead>& population,
                                                   const std::vector<double>& second_moment,
