@@ -4,7 +4,8 @@
 // on PostgreSQL. After every kill the store must hold every acknowledged sample and each
 // batch whole or not at all; after every restart the server must count the same samples
 // and serve a complete model of the adapted device: the last acknowledged version or the
-// one in flight at the kill.
+// one in flight at the kill. The batches a kill left unanswered are then sent again
+// with their request_id: stored once, answered replayed exactly when already stored.
 //
 // Rounds and run time per round are bounded for CI; an operator can ask for more:
 //   LATPRED_CRASH_ROUNDS=50 LATPRED_CRASH_MAX_RUN_MS=4000 ctest -R crash_loop
@@ -25,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -62,6 +64,7 @@ struct Batch {
   int count = 0;
   int64_t id = 0;
   bool acked = false;
+  std::string request_id = client::NewRequestId();
   double Latency(int j) const { return 1.0 + static_cast<double>(id % 4096) + 0.125 * j; }
 };
 
@@ -212,6 +215,7 @@ class CrashLoop {
           << "the server ended before the kill (status " << status << "):\n" << server_->Log();
       EXPECT_EQ(unexpected_errors.load(), 0) << "round " << round << ": " << first_error;
       kills_during_adapt += during_adapt ? 1 : 0;
+      const size_t round_start = batches_.size();
       int round_acked = 0, round_unacked = 0;
       for (auto& s : sent) {
         for (Batch& b : s) {
@@ -240,6 +244,7 @@ class CrashLoop {
       const double restart_s = std::chrono::duration<double>(Clock::now() - restart).count();
       CheckServed(stored_counts, stored_version);
       adapt_version_ = stored_version;
+      RetryUnacknowledged(round_start);
       std::cout << "round " << round << ": killed after " << run_ms << " ms"
                 << (during_adapt ? " during AdaptDevice" : "") << ", " << round_acked
                 << " batches acknowledged, " << round_unacked << " in flight ("
@@ -250,14 +255,22 @@ class CrashLoop {
     }
     const int status = server_->Kill(SIGTERM);
     EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << server_->Log();
+    {  // the last round's retries, as stored
+      std::map<std::string, int64_t> counts;
+      int64_t version = 0;
+      WaitForSessionsToEnd();
+      CheckStore(&counts, &version);
+    }
 
     std::printf("crash loop %s: %d rounds (%d killed during AdaptDevice), %lld acknowledged samples, "
-                "%lld lost, %lld half batches, %lld unacknowledged batches stored whole, %lld absent\n",
+                "%lld lost, %lld half batches, %lld unacknowledged batches stored whole, %lld absent; "
+                "%lld retried with their request_id after the restart, %lld of them replayed\n",
                 label_.c_str(), rounds, kills_during_adapt,
                 static_cast<long long>(tally_.acked_samples), static_cast<long long>(tally_.lost),
                 static_cast<long long>(tally_.half_batches),
                 static_cast<long long>(tally_.unacked_stored),
-                static_cast<long long>(tally_.unacked_absent));
+                static_cast<long long>(tally_.unacked_absent), static_cast<long long>(retried_),
+                static_cast<long long>(replayed_));
     std::fflush(stdout);
     EXPECT_EQ(tally_.lost, 0);
     EXPECT_EQ(tally_.half_batches, 0);
@@ -269,12 +282,41 @@ class CrashLoop {
     v1::SubmitSamplesRequest req;
     req.set_device(b.device);
     req.set_space(kSpace);
+    req.set_request_id(b.request_id);
     for (int j = 0; j < b.count; ++j) {
       v1::Sample* s = req.add_samples();
       s->set_arch(archs_[static_cast<size_t>(b.first + j)]);
       s->set_latency_ms(b.Latency(j));
     }
     return req;
+  }
+
+  // Sends every batch of this round that the kill left unanswered once more, with its
+  // request_id, as a client that retries would: the restarted server stores it once,
+  // answering replayed exactly when the store held it already. Acknowledged from now on.
+  void RetryUnacknowledged(size_t from) {
+    std::map<std::string, std::set<std::string>> stored;  // device -> archs, read once
+    for (size_t i = from; i < batches_.size(); ++i) {
+      Batch& b = batches_[i];
+      if (b.acked) continue;
+      if (!stored.count(b.device)) {
+        absl::StatusOr<std::unique_ptr<store::Store>> store = store::OpenStore(store_uri_);
+        ASSERT_TRUE(store.ok()) << store.status();
+        auto samples = (*store)->GetSamples(b.device, kSpace);
+        ASSERT_TRUE(samples.ok()) << samples.status();
+        for (const store::Sample& s : *samples) stored[b.device].insert(s.arch);
+      }
+      const bool was_stored = stored[b.device].count(archs_[static_cast<size_t>(b.first)]) > 0;
+      auto reply = server_->client().SubmitSamples(Request(b));
+      ASSERT_TRUE(reply.ok()) << b.device << ": " << reply.status();
+      EXPECT_EQ(reply->replayed(), was_stored)
+          << b.device << ": a retry with the request_id of a batch the store "
+          << (was_stored ? "held" : "did not hold");
+      EXPECT_EQ(reply->accepted(), b.count);
+      b.acked = true;
+      ++retried_;
+      replayed_ += reply->replayed() ? 1 : 0;
+    }
   }
 
   // PostgreSQL may still commit a transaction whose COMMIT reached it just before the
@@ -413,6 +455,7 @@ class CrashLoop {
   std::vector<std::string> archs_;
   std::vector<Batch> batches_;
   size_t checked_ = 0;
+  int64_t retried_ = 0, replayed_ = 0;
   int64_t next_id_ = 0;
   int64_t adapt_version_ = 0;
   Tally tally_;
