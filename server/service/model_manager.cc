@@ -12,6 +12,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/match.h"
+#include "latpred/core/reference_archs.h"
 #include "latpred/core/search_space.h"
 #include "latpred/core/status_macros.h"
 
@@ -71,6 +72,27 @@ metrics::AdaptationResult AdaptationResultOf(const absl::Status& status) {
     default:
       return metrics::AdaptationResult::kFailed;
   }
+}
+
+// A stored descriptor as the predictor reads it: reference latencies under their
+// canonical feature name ("<space>:<canonical arch>"), in range; every other feature
+// under its own name.
+predictor::Descriptor PredictorDescriptor(const std::vector<store::DescriptorFeature>& features) {
+  predictor::Descriptor out;
+  for (const store::DescriptorFeature& f : features) {
+    if (f.source != kReferenceLatency) {
+      out[f.name] = f.value;
+      continue;
+    }
+    if (f.value < kMinReferenceLatencyMs || f.value > kMaxReferenceLatencyMs) continue;
+    const size_t colon = f.name.find(':');
+    if (colon == std::string::npos) continue;
+    auto space = core::GetSearchSpace(f.name.substr(0, colon));
+    if (!space.ok()) continue;
+    auto arch = (*space)->Parse(f.name.substr(colon + 1));
+    if (arch.ok()) out[core::ReferenceFeatureName(**space, *arch)] = f.value;
+  }
+  return out;
 }
 
 }  // namespace
@@ -283,7 +305,10 @@ absl::StatusOr<std::shared_ptr<const HeadEntry>> ModelManager::Fit(const std::st
   samples = SelectFitSamples(std::move(samples), max_fit_samples_);
   ASSIGN_OR_RETURN(std::vector<predictor::Observation> obs,
                    ToObservations(base.model->space(), samples));
-  ASSIGN_OR_RETURN(predictor::DeviceHead head, base.model->Adapt(obs, adapt_));
+  ASSIGN_OR_RETURN(std::optional<predictor::DescriptorPrior> prior,
+                   DescriptorPriorOf(dev, space, base));
+  ASSIGN_OR_RETURN(predictor::DeviceHead head,
+                   base.model->Adapt(obs, adapt_, prior ? &*prior : nullptr));
   store::ModelRecord record;
   record.device = device;
   record.space = space;
@@ -371,16 +396,74 @@ absl::Status ModelManager::RefreshZeroShot(const store::Device& device, const st
       refs.push_back(predictor::Observation{*arch, f.value});
     }
   }
+  ASSIGN_OR_RETURN(std::optional<predictor::DescriptorPrior> prior,
+                   DescriptorPriorOf(device, space, base));
   predictor::DeviceHead head;
   if (refs.empty()) {
-    head = base.model->Prior();
+    head = base.model->ZeroShot(prior ? &*prior : nullptr);
   } else {
-    ASSIGN_OR_RETURN(head, base.model->Adapt(refs, adapt_));
+    ASSIGN_OR_RETURN(head, base.model->Adapt(refs, adapt_, prior ? &*prior : nullptr));
   }
   registry_->SetHead(device.name, space,
                      MakeHeadEntry(base, std::move(head), /*version=*/0,
                                    v1::MODEL_STATE_ZERO_SHOT));
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::map<std::string, predictor::Descriptor>> ModelManager::SourceDescriptors() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (source_descriptors_.has_value()) return *source_descriptors_;
+  }
+  // Each source device's latencies on the nb201 reference architectures, as an agent
+  // measures them on a registered device.
+  const core::SearchSpace& nb201 = core::Nb201Space();
+  std::map<std::string, std::string> feature_of;  // canonical arch -> feature name
+  for (const std::string& text : core::Nb201ReferenceArchs()) {
+    ASSIGN_OR_RETURN(core::Architecture arch, nb201.Parse(text));
+    feature_of[nb201.Canonical(arch)] = core::ReferenceFeatureName(nb201, arch);
+  }
+  std::map<std::string, predictor::Descriptor> out;
+  ASSIGN_OR_RETURN(std::vector<store::Device> devices, store_->ListDevices());
+  for (const store::Device& d : devices) {
+    if (!d.source) continue;
+    ASSIGN_OR_RETURN(std::vector<store::Sample> samples, store_->GetSamples(d.name, "nb201"));
+    predictor::Descriptor& descriptor = out[d.name];
+    for (const store::Sample& s : samples) {
+      auto it = feature_of.find(s.arch);
+      if (it != feature_of.end() && s.latency_ms > 0) descriptor[it->second] = s.latency_ms;
+    }
+  }
+  absl::MutexLock lock(&mu_);
+  source_descriptors_ = out;
+  return out;
+}
+
+absl::StatusOr<std::optional<predictor::DescriptorPrior>> ModelManager::DescriptorPriorOf(
+    const store::Device& device, const std::string& space, const BaseEntry& base) {
+  const predictor::Descriptor target = PredictorDescriptor(device.descriptor);
+  if (target.empty() || base.model == nullptr) return std::optional<predictor::DescriptorPrior>();
+  std::vector<predictor::DescribedHead> population;
+  const auto add = [&population](const std::string& name, predictor::Descriptor d,
+                                 const predictor::DeviceHead& head) {
+    if (d.empty()) return;
+    std::vector<double> theta(head.z);
+    theta.push_back(head.b);
+    population.push_back({name, std::move(d), std::move(theta)});
+  };
+  ASSIGN_OR_RETURN(auto sources, SourceDescriptors());
+  for (const std::string& name : base.model->source_devices()) {
+    auto it = sources.find(name);
+    if (it != sources.end()) add(name, it->second, *base.model->SourceHead(name));
+  }
+  ASSIGN_OR_RETURN(std::vector<store::Device> devices, store_->ListDevices());
+  for (const store::Device& d : devices) {
+    if (d.source || d.name == device.name || d.descriptor.empty()) continue;
+    auto head = registry_->GetHead(d.name, space);
+    if (head == nullptr || head->state != v1::MODEL_STATE_ADAPTED) continue;
+    add(d.name, PredictorDescriptor(d.descriptor), head->head);
+  }
+  return predictor::FitDescriptorPrior(*base.model, target, population, adapt_);
 }
 
 }  // namespace latpred::service

@@ -5,6 +5,7 @@
 #define LATPRED_SERVICE_MODEL_MANAGER_H_
 
 #include <functional>
+#include <optional>
 #include <map>
 #include <vector>
 #include <memory>
@@ -76,9 +77,11 @@ class ModelManager {
   // Cheap when nothing changed (one version query and one device listing).
   absl::Status Sync(const std::string& space);
 
-  // Publishes a zero-shot head for a registered device that has no adapted head: from
-  // the reference latencies in its descriptor when it has some, else the prior mean.
-  // Does nothing for a device with neither descriptor nor samples.
+  // Publishes a zero-shot head for a registered device that has no adapted head: adapted
+  // on the reference latencies of this space in its descriptor when it has some (with
+  // its descriptor prior), else its descriptor prior's mean where the descriptor map
+  // learned something, else the prior mean. Does nothing for a device with neither
+  // descriptor nor samples.
   absl::Status RefreshZeroShot(const store::Device& device, const std::string& space);
 
   // The architectures SuggestSamples chooses from by default: those measured on the
@@ -88,6 +91,14 @@ class ModelManager {
  private:
   // Collects the default candidate architectures of a space.
   absl::Status LoadCandidates(const std::string& space);
+  // The device's descriptor prior in the space (predictor/descriptor.h), learned from
+  // the source devices (their nb201 reference latencies) and the adapted registered
+  // devices that have a descriptor; nullopt without a descriptor or where the map
+  // learned nothing.
+  absl::StatusOr<std::optional<predictor::DescriptorPrior>> DescriptorPriorOf(
+      const store::Device& device, const std::string& space, const BaseEntry& base);
+  // The source devices' descriptors, read from their stored samples once.
+  absl::StatusOr<std::map<std::string, predictor::Descriptor>> SourceDescriptors();
   // Adapt without keeping its outcome.
   absl::StatusOr<std::shared_ptr<const HeadEntry>> Fit(const std::string& device,
                                                         const std::string& space);
@@ -96,6 +107,8 @@ class ModelManager {
   // updated_unix_ms of each (device, space) zero-shot head when Sync last refreshed it.
   std::map<std::pair<std::string, std::string>, int64_t> synced_updates_ ABSL_GUARDED_BY(mu_);
   std::map<std::string, std::shared_ptr<const std::vector<core::Architecture>>> candidates_
+      ABSL_GUARDED_BY(mu_);
+  std::optional<std::map<std::string, predictor::Descriptor>> source_descriptors_
       ABSL_GUARDED_BY(mu_);
   // (device, space) -> why its last fit failed; no entry after a success.
   std::map<std::pair<std::string, std::string>, std::string> fit_errors_ ABSL_GUARDED_BY(mu_);

@@ -153,6 +153,7 @@ void FillFit(const predictor::FitStats& fit, v1::FitStats* out) {
   out->set_fit_mape(fit.fit_mape);
   out->set_loo_mape(fit.loo_mape);
   out->set_loo_log_sd(fit.loo_log_sd);
+  out->set_descriptor_weight(fit.descriptor_weight);
   out->set_seconds(fit.seconds);
   for (const std::string& arch : fit.set_aside) out->add_set_aside(arch);
 }
@@ -251,7 +252,11 @@ void LatencyPredictorService::FillDevice(const store::Device& device,
     state->set_state(head == nullptr ? v1::MODEL_STATE_NONE : head->state);
     if (head != nullptr) {
       state->set_model_version(head->version);
-      if (head->state == v1::MODEL_STATE_ADAPTED) FillFit(head->head.fit, state->mutable_fit());
+      // A zero-shot head's fit: the reference latencies it was fitted on, and how much
+      // of it the descriptor holds.
+      if (head->state == v1::MODEL_STATE_ADAPTED || head->state == v1::MODEL_STATE_ZERO_SHOT) {
+        FillFit(head->head.fit, state->mutable_fit());
+      }
     }
   }
 }

@@ -29,6 +29,7 @@
 #include "google/protobuf/util/json_util.h"
 #include "latpred/client/client.h"
 #include "latpred/core/dataset.h"
+#include "latpred/core/reference_archs.h"
 #include "latpred/core/stats.h"
 #include "latpred/store/store.h"
 #include "read_file.h"
@@ -324,6 +325,61 @@ TEST_F(ServerIntegrationTest, ZeroShotPredictionFromADescriptorIsFlagged) {
   EXPECT_TRUE(pred->zero_shot());
   EXPECT_EQ(pred->state(), v1::MODEL_STATE_ZERO_SHOT);
   EXPECT_GT(pred->latency_ms(0), 0);
+}
+
+// A device registered with its nb201 reference latencies (as `latpred-agent describe`
+// sends them; here the held-out device's measured ones): in fbnet, a space those
+// latencies are not from, its zero-shot head is the descriptor map's (learned from the
+// source devices' reference latencies and heads); in nb201 the references are samples too.
+TEST_F(ServerIntegrationTest, ADescriptorSetsTheZeroShotHeadOfEverySpace) {
+  const core::SearchSpace& nb201 = core::Nb201Space();
+  const int col = table_->DeviceColumn(kHeldOut);
+  ASSERT_GE(col, 0);
+  std::map<std::string, size_t> row_of;
+  for (size_t r = 0; r < table_->rows(); ++r) row_of[nb201.Canonical(table_->archs[r])] = r;
+  v1::RegisterDeviceRequest reg;
+  reg.set_name("described-dev");
+  for (const std::string& text : core::Nb201ReferenceArchs()) {
+    auto arch = nb201.Parse(text);
+    ASSERT_TRUE(arch.ok());
+    auto* f = reg.add_features();
+    f->set_name("nb201:" + text);
+    f->set_value(table_->at(row_of.at(nb201.Canonical(*arch)), col));
+    f->set_source(v1::FEATURE_SOURCE_REFERENCE_LATENCY);
+    f->set_unit("ms");
+  }
+  ASSERT_TRUE(c().RegisterDevice(reg).ok());
+  v1::GetDeviceRequest get;
+  get.set_name("described-dev");
+  auto dev = c().GetDevice(get);
+  ASSERT_TRUE(dev.ok()) << dev.status();
+  std::map<std::string, v1::SpaceState> spaces;
+  for (const v1::SpaceState& s : dev->spaces()) spaces[s.space()] = s;
+  ASSERT_TRUE(spaces.count("fbnet") && spaces.count("nb201")) << dev->DebugString();
+  EXPECT_EQ(spaces["fbnet"].state(), v1::MODEL_STATE_ZERO_SHOT);
+  EXPECT_EQ(spaces["fbnet"].fit().descriptor_weight(), 1) << "the map learned nothing";
+  EXPECT_EQ(spaces["nb201"].state(), v1::MODEL_STATE_ZERO_SHOT);
+  EXPECT_EQ(spaces["nb201"].fit().samples(), 10);
+
+  // The nb201 zero-shot head ranks the device's other architectures.
+  std::vector<std::string> archs;
+  std::vector<double> truth;
+  for (size_t r = 7; r < table_->rows() && archs.size() < 300; r += 53) {
+    archs.push_back(nb201.Canonical(table_->archs[r]));
+    truth.push_back(table_->at(r, col));
+  }
+  auto pred = c().PredictLatency(Predict("described-dev", "nb201", archs));
+  ASSERT_TRUE(pred.ok()) << pred.status();
+  EXPECT_TRUE(pred->zero_shot());
+  std::vector<double> predicted(pred->latency_ms().begin(), pred->latency_ms().end());
+  EXPECT_GT(core::Spearman(truth, predicted), 0.6);
+  auto fb = c().PredictLatency(Predict(
+      "described-dev", "fbnet",
+      {"k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-"
+       "k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1-k3_e1"}));
+  ASSERT_TRUE(fb.ok()) << fb.status();
+  EXPECT_TRUE(fb->zero_shot());
+  EXPECT_GT(fb->latency_ms(0), 0);
 }
 
 TEST_F(ServerIntegrationTest, LearnsAHeldOutDeviceFromTwentySamplesAndKeepsItAcrossRestartAndUpgrade) {
