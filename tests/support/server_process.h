@@ -73,7 +73,7 @@ class ServerProcess {
       return absl::DeadlineExceededError(absl::StrCat(why, "; server log:\n", Log()));
     };
     while (port_ == 0 || (wants_metrics && metrics_port_ == 0)) {
-      if (!Alive()) return absl::InternalError(absl::StrCat("server exited early:\n", Log()));
+      if (!Alive()) return absl::InternalError(absl::StrCat(ExitText(), " early:\n", Log()));
       if (std::chrono::steady_clock::now() > deadline) return fail("no port in time");
       const std::string log = Log();
       if (size_t at = log.find("listening on port "); at != std::string::npos) {
@@ -91,7 +91,7 @@ class ServerProcess {
     if (!c.ok()) return c.status();
     client_ = std::move(*c);
     while (true) {
-      if (!Alive()) return absl::InternalError(absl::StrCat("server exited while preparing:\n", Log()));
+      if (!Alive()) return absl::InternalError(absl::StrCat(ExitText(), " while preparing:\n", Log()));
       if (std::chrono::steady_clock::now() > deadline) return fail("not SERVING in time");
       absl::StatusOr<grpc::health::v1::HealthCheckResponse::ServingStatus> health =
           client_->Health();
@@ -146,6 +146,12 @@ class ServerProcess {
   }
 
  private:
+  // How the process ended, for messages ("exit status 127" is a failed exec).
+  std::string ExitText() const {
+    if (WIFSIGNALED(exit_status_)) return absl::StrCat(binary_, " died of signal ", WTERMSIG(exit_status_));
+    return absl::StrCat(binary_, " exited with status ", WEXITSTATUS(exit_status_));
+  }
+
   std::string binary_;
   std::vector<std::string> args_;
   std::string log_;
