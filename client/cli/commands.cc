@@ -341,10 +341,11 @@ std::string FormatAdapted(const v1::AdaptDeviceResponse& response) {
       "fit MAPE:      %.2f%%\n"
       "LOO MAPE:      %.2f%%\n"
       "LOO log sd:    %s\n"
+      "descriptor:    %.2f of the head\n"
       "seconds:       %.2f\n%s",
       response.model_version(), StateName(response.state()), fit.samples(),
       fit.fit_spearman(), fit.fit_mape(), fit.loo_mape(), FormatLooLogSd(fit.loo_log_sd()),
-      fit.seconds(),
+      fit.descriptor_weight(), fit.seconds(),
       fit.set_aside_size() == 0
           ? ""
           : absl::StrCat("set aside:     ", absl::StrJoin(fit.set_aside(), " "),

@@ -167,6 +167,9 @@ std::string FormatFit(const latpred::v1::FitStats& fit) {
       "%d samples, spearman %.3f, MAPE %.2f%%, LOO MAPE %.2f%%, LOO log sd %s, %.2f s",
       fit.samples(), fit.fit_spearman(), fit.fit_mape(), fit.loo_mape(),
       FormatLooLogSd(fit.loo_log_sd()), fit.seconds());
+  if (fit.descriptor_weight() > 0) {
+    absl::StrAppend(&out, absl::StrFormat(", descriptor weight %.2f", fit.descriptor_weight()));
+  }
   if (fit.set_aside_size() > 0) {
     absl::StrAppend(&out, ", set aside as glitches: ", absl::StrJoin(fit.set_aside(), " "));
   }

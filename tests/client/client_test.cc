@@ -726,6 +726,7 @@ TEST_F(FakeServerTest, CliSuggestAdaptInfo) {
             "fit MAPE:      3.50%\n"
             "LOO MAPE:      6.25%\n"
             "LOO log sd:    0.125\n"
+            "descriptor:    0.00 of the head\n"
             "seconds:       0.50\n");
   run = Latpred({"adapt", "--device", "orin", "--space", "nb201", "--no-wait"});
   EXPECT_THAT(run.out, HasSubstr("running in the background"));

@@ -75,7 +75,8 @@ def _fit(message: Any) -> FitStats:
     return FitStats(samples=message.samples, fit_spearman=message.fit_spearman,
                     fit_mape=message.fit_mape, loo_mape=message.loo_mape,
                     seconds=message.seconds, set_aside=tuple(message.set_aside),
-                    loo_log_sd=message.loo_log_sd)
+                    loo_log_sd=message.loo_log_sd,
+                    descriptor_weight=message.descriptor_weight)
 
 
 def _device(message: Any) -> Device:

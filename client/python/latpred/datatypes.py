@@ -98,6 +98,10 @@ class FitStats:
     #: Robust spread of the leave-one-out log errors (1.4826 times their median absolute
     #: value): the scale of ``Client.predict_interval``. 0 below 3 samples.
     loo_log_sd: float = 0.0
+    #: The share of the head that comes from the device's descriptor
+    #: (docs/descriptor.md): 0 where it has none or it says nothing; 1 for a zero-shot
+    #: head from the descriptor alone.
+    descriptor_weight: float = 0.0
 
 
 @dataclass(frozen=True)
