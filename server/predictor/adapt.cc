@@ -78,7 +78,10 @@ absl::StatusOr<DeviceHead> BaseModel::FitParts(const std::vector<Observation>& o
 
 DeviceHead BaseModel::ZeroShot(const DescriptorPrior* descriptor) const {
   const int dim = embedding_dim();
-  if (descriptor == nullptr || static_cast<int>(descriptor->mean.size()) != dim + 1) return Prior();
+  if (descriptor == nullptr || static_cast<int>(descriptor->mean.size()) != dim + 1 ||
+      !(descriptor->expected_error < descriptor->average_error)) {
+    return Prior();
+  }
   DeviceHead head;
   head.z.assign(descriptor->mean.begin(), descriptor->mean.begin() + dim);
   head.b = descriptor->mean[dim];

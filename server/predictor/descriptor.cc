@@ -199,6 +199,7 @@ std::optional<DescriptorPrior> FitDescriptorPrior(const Descriptor& target,
   prior.features = used;
   prior.held_out_error = best_error;
   prior.average_error = average_error;
+  prior.expected_error = widen * best_error;
   return prior;
 }
 

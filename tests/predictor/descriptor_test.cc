@@ -196,6 +196,11 @@ TEST_F(DescriptorModelTest, ZeroShotFromTheDescriptorBeatsThePriorMean) {
     ASSERT_TRUE(prior.has_value());
     const DeviceHead head = m.ZeroShot(&*prior);
     EXPECT_EQ(head.fit.descriptor_weight, 1);
+    // A target the map would extrapolate to, worse than the plain average: the prior mean.
+    DescriptorPrior far = *prior;
+    far.expected_error = 2 * far.average_error;
+    EXPECT_EQ(m.ZeroShot(&far).fit.descriptor_weight, 0);
+    EXPECT_EQ(m.ZeroShot(&far).b, m.Prior().b);
     with += MedianError(head, u);
     without += MedianError(m.ZeroShot(nullptr), u);
   }

@@ -15,7 +15,8 @@
 // descriptor space than the devices were (its leverage), so a descriptor that predicts
 // heads well gives a tight prior, on the speed b as on the shape z. The descriptor part
 // of Adapt (part_descriptor.cc) scores that prior on the samples like any other part;
-// with no samples its mean is the zero-shot head.
+// with no samples its mean is the zero-shot head where its expected error on the target
+// is below the plain average's.
 #ifndef LATPRED_PREDICTOR_DESCRIPTOR_H_
 #define LATPRED_PREDICTOR_DESCRIPTOR_H_
 
@@ -51,6 +52,10 @@ struct DescriptorPrior {
   // Mean squared log-latency error of held-out heads: at l, and of the plain average.
   double held_out_error = 0;
   double average_error = 0;
+  // The held-out error widened by the target's leverage: what the map's head is expected
+  // to miss by on this target. Zero-shot takes the map's head only where this is below
+  // average_error (a target far outside the devices' descriptors is extrapolated to).
+  double expected_error = 0;
 };
 
 // The map on plain vectors: heads of `population` (each theta of size p), `second_moment`

@@ -155,8 +155,9 @@ class BaseModel {
 
   // The zero-shot head: the prior mean over source devices.
   DeviceHead Prior() const;
-  // The zero-shot head of a device: its descriptor prior's mean where it has one (and
-  // fit.descriptor_weight 1), else Prior().
+  // The zero-shot head of a device: its descriptor prior's mean where it has one whose
+  // expected error is below the plain average's (and fit.descriptor_weight 1), else
+  // Prior().
   DeviceHead ZeroShot(const DescriptorPrior* descriptor) const;
   // Adapts a head to a device from its observations (at least one). Non-positive or
   // non-finite latencies are INVALID_ARGUMENT. With enough samples, the one sample
