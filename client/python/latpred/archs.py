@@ -24,8 +24,9 @@ from __future__ import annotations
 import csv
 import operator
 import os
+import sys
 import threading
-from typing import Dict, Iterable, List, Optional, Sequence, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 from .datatypes import ArchLike
 from .errors import InvalidArgument
@@ -133,6 +134,7 @@ class Nb201Table:
         """archs: index -> cell string, or 6 op ids per index packed in one digit string."""
         self._archs: Union[Dict[int, str], str] = archs if isinstance(archs, str) else dict(archs)
         self._index: Optional[Dict[str, int]] = None
+        self._strings: Optional[List[str]] = None
         #: Where the table came from (for messages).
         self.source = source
 
@@ -181,8 +183,42 @@ class Nb201Table:
         if isinstance(self._archs, str):
             if not 0 <= index < len(self):
                 raise KeyError(index)
+            if self._strings is not None:
+                return self._strings[index]
             return nb201_string([int(c) for c in self._archs[6 * index:6 * index + 6]])
         return self._archs[index]
+
+    def strings(self) -> List[str]:
+        """Every cell string of a packed table by index (built once, then shared)."""
+        if self._strings is None:
+            if not isinstance(self._archs, str):
+                raise TypeError("strings() is for the packed (bundled) table")
+            self._strings = [nb201_string([int(c) for c in self._archs[6 * i:6 * i + 6]])
+                             for i in range(len(self))]
+        return self._strings
+
+    def archs(self, indices: Any, field: str = "archs") -> List[str]:
+        """The cell strings of a 1-D integer numpy array (or any sequence of integers)
+        of NAS-Bench-201 indices, in order; InvalidArgument names the first index the
+        table lacks (``archs[3]: ...``). Vectorised for numpy arrays of a packed table."""
+        numpy = sys.modules.get("numpy")
+        if (numpy is not None and isinstance(indices, numpy.ndarray)
+                and isinstance(self._archs, str)):
+            bad = numpy.flatnonzero((indices < 0) | (indices >= len(self)))
+            if bad.size:
+                at = int(bad[0])
+                raise InvalidArgument(f"{field}[{at}]: NAS-Bench-201 index {int(indices[at])} "
+                                      f"is not in the {self.source}")
+            table = self.strings()
+            return [table[i] for i in indices.tolist()]
+        out = []
+        for position, index in enumerate(indices):
+            try:
+                out.append(self.arch(operator.index(index)))
+            except (KeyError, TypeError):
+                raise InvalidArgument(f"{field}[{position}]: NAS-Bench-201 index {index!r} "
+                                      f"is not in the {self.source}") from None
+        return out
 
     def index(self, arch: str) -> Optional[int]:
         """The NAS-Bench-201 index of a cell string (canonical spelling), or None."""
@@ -229,6 +265,17 @@ def normalize_archs(space: str, archs: Iterable[ArchLike], table: Optional[Nb201
     """normalize_arch over a batch; InvalidArgument names the item (``archs[3]: ...``)."""
     if isinstance(archs, (str, bytes)):
         raise InvalidArgument(f"{field}: expected a list of architectures, got a single string")
+    numpy = sys.modules.get("numpy")
+    if numpy is not None and isinstance(archs, numpy.ndarray):
+        if archs.ndim == 1 and archs.dtype.kind in "iu":
+            if space != "nb201":
+                raise InvalidArgument(
+                    f"{field}: an integer array holds NAS-Bench-201 indices, which name "
+                    f"architectures only in nb201, not {space!r}")
+            return (table if table is not None else Nb201Table.bundled()).archs(archs, field)
+        if archs.ndim == 0:
+            raise InvalidArgument(f"{field}: expected a 1-D array of architectures, got a "
+                                  "0-D array")
     out: List[str] = []
     for position, arch in enumerate(archs):
         try:

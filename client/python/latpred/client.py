@@ -5,11 +5,12 @@ import collections
 import numbers
 import os
 import re
+import sys
 import threading
 import time
 import uuid
-from typing import (Any, Deque, Dict, Iterable, List, Literal, Mapping, Optional, Sequence,
-                    Tuple, Union, cast, overload)
+from typing import (TYPE_CHECKING, Any, Deque, Dict, Iterable, Iterator, List, Literal,
+                    Mapping, Optional, Sequence, Tuple, Union, cast, overload)
 
 import grpc
 
@@ -20,6 +21,9 @@ from .datatypes import (AdaptResult, ArchLike, Device, Feature, FeatureSource, F
                         ServerInfo, SpaceState, SubmitResult)
 from .errors import (DeadlineExceeded, InvalidArgument, LatpredError, NoInterval,
                      ResourceExhausted, Unavailable, error_from_rpc)
+
+if TYPE_CHECKING:  # numpy is optional: only its type is named here
+    import numpy
 
 __all__ = ["Client", "SampleLike", "FeaturesLike", "new_request_id", "token_from_environment"]
 
@@ -58,12 +62,12 @@ _MAX_REQUEST_BYTES = 16 << 20
 _WINDOW = 4
 #: How often a split batch is re-predicted when an adapt landed between its chunks.
 _VERSION_RETRIES = 3
-#: Attempts of one SubmitSamples batch while it fails with UNAVAILABLE (all with the
-#: batch's request_id), and the waits between them: doubling from the first, at most
-#: the last (seconds).
-_SUBMIT_ATTEMPTS = 3
-_SUBMIT_FIRST_DELAY = 0.25
-_SUBMIT_MAX_DELAY = 2.0
+#: Attempts of one call while it fails with UNAVAILABLE (a SubmitSamples batch always
+#: with its request_id), and the waits between them: doubling from the first, at most
+#: the last (seconds). All attempts and waits of one call fit in its timeout.
+_ATTEMPTS = 3
+_FIRST_DELAY = 0.25
+_MAX_DELAY = 2.0
 _ITEM_INDEX = re.compile(r"^(archs|samples)\[(\d+)\]")
 
 
@@ -166,6 +170,200 @@ def _coverage(value: Any, what: str) -> float:
     return share
 
 
+def _is_ndarray(value: Any) -> bool:
+    """True for a numpy array (numpy is only looked at when the caller imported it)."""
+    numpy = sys.modules.get("numpy")
+    return numpy is not None and isinstance(value, numpy.ndarray)
+
+
+def _as_array(values: Sequence[float]) -> "numpy.ndarray":
+    import numpy
+    return numpy.asarray(values, dtype=numpy.float64)
+
+
+def _backoff() -> Iterator[float]:
+    """The waits between attempts: _FIRST_DELAY, doubling, at most _MAX_DELAY."""
+    delay = _FIRST_DELAY
+    while True:
+        yield delay
+        delay = min(2 * delay, _MAX_DELAY)
+
+
+def _may_retry(error: LatpredError, attempt: int, attempts: int, wait: float,
+               deadline: float) -> bool:
+    """Whether a failed attempt is tried again: UNAVAILABLE, attempts left, and the wait
+    plus a moment for the call itself still before the call's deadline."""
+    return (isinstance(error, Unavailable) and attempt < attempts
+            and time.monotonic() + wait + 0.05 < deadline)
+
+
+def _check_answer(chunk: Tuple[int, int], answer: Any) -> None:
+    size = chunk[1] - chunk[0]
+    if len(answer.latency_ms) != size:
+        raise LatpredError(f"server answered {len(answer.latency_ms)} latencies for "
+                           f"{size} architectures")
+    if (answer.lower_ms or answer.upper_ms) and (len(answer.lower_ms) != size
+                                                 or len(answer.upper_ms) != size):
+        raise LatpredError(f"server answered {len(answer.lower_ms)} lower and "
+                           f"{len(answer.upper_ms)} upper bounds for {size} "
+                           "architectures")
+
+
+def _stale_chunks(answers: Dict[Tuple[int, int], Any]) -> List[Tuple[int, int]]:
+    """The chunks answered by an older model than the newest one seen."""
+    newest = max(a.model_version for a in answers.values())
+    return [c for c, a in answers.items() if a.model_version != newest]
+
+
+def _chunks(strings: List[str], limit: int) -> List[Tuple[int, int]]:
+    """[start, end) ranges of at most limit items and _MAX_REQUEST_BYTES bytes."""
+    chunks, start, size = [], 0, 0
+    for i, s in enumerate(strings):
+        n = len(s) + 8
+        if i > start and (i - start >= limit or size + n > _MAX_REQUEST_BYTES):
+            chunks.append((start, i))
+            start, size = i, 0
+        size += n
+    chunks.append((start, len(strings)))
+    return chunks
+
+
+def _merge(chunks: List[Tuple[int, int]], answers: Dict[Tuple[int, int], Any]) -> Prediction:
+    """One Prediction from the answers of every chunk, in input order."""
+    latency: List[float] = []
+    lower: List[float] = []
+    upper: List[float] = []
+    for chunk in chunks:
+        latency.extend(answers[chunk].latency_ms)
+        lower.extend(answers[chunk].lower_ms)
+        upper.extend(answers[chunk].upper_ms)
+    # One model answered every chunk (unless it changed more often than the retries),
+    # and a model has bounds for every architecture or for none.
+    if lower and (len(lower) != len(latency) or len(upper) != len(latency)):
+        raise LatpredError("the server gave bounds for some chunks of a prediction and "
+                           "not for others")
+    newest = max(a.model_version for a in answers.values())
+    final = next(a for a in answers.values() if a.model_version == newest)
+    return Prediction(latency_ms=latency, model_version=final.model_version,
+                      zero_shot=final.zero_shot, state=_model_state(final.state),
+                      lower_ms=lower, upper_ms=upper)
+
+
+def _empty_prediction() -> Prediction:
+    return Prediction(latency_ms=[], model_version=0, zero_shot=False,
+                      state=ModelState.UNSPECIFIED)
+
+
+def _shape_prediction(result: Prediction, return_details: bool, array: bool) -> Any:
+    """predict()'s answer: the Prediction, or its latencies as a list (numpy in: array)."""
+    if return_details:
+        return result
+    return _as_array(result.latency_ms) if array else result.latency_ms
+
+
+def _interval_triples(device: str, space: str, result: Prediction, array: bool) -> Any:
+    """predict_interval()'s answer from a Prediction asked with an interval."""
+    if not result.latency_ms:
+        return _as_array([]).reshape(0, 3) if array else []
+    if not result.lower_ms:
+        raise NoInterval(
+            f"no interval for {device}/{space}: its model ({result.state}, version "
+            f"{result.model_version}) has no leave-one-out errors to size one; it needs "
+            "at least 3 samples and AdaptDevice (zero-shot and source devices have none)")
+    if array:
+        import numpy
+        return numpy.column_stack([_as_array(result.latency_ms), _as_array(result.lower_ms),
+                                   _as_array(result.upper_ms)])
+    return list(zip(result.latency_ms, result.lower_ms, result.upper_ms))
+
+
+def _sample_message(space: str, index: int, sample: SampleLike,
+                    table: Optional[Nb201Table]) -> Any:
+    """A latpred_pb2.Sample from any SampleLike; InvalidArgument names samples[index]."""
+    try:
+        if isinstance(sample, Sample):
+            arch, latency, repeats, spread = (sample.arch, sample.latency_ms,
+                                              sample.repeats, sample.spread_ms)
+        elif isinstance(sample, Mapping):
+            unknown = set(sample) - {"arch", "latency_ms", "repeats", "spread_ms"}
+            if unknown or "arch" not in sample or "latency_ms" not in sample:
+                raise ValueError("a sample dict needs the keys arch and latency_ms "
+                                 "(optional: repeats, spread_ms)"
+                                 + (f"; unknown: {', '.join(sorted(map(str, unknown)))}"
+                                    if unknown else ""))
+            arch, latency = sample["arch"], sample["latency_ms"]
+            repeats, spread = sample.get("repeats", 0), sample.get("spread_ms", 0.0)
+        elif isinstance(sample, tuple) and 2 <= len(sample) <= 4:
+            arch, latency, repeats, spread = (tuple(sample) + (0, 0.0))[:4]
+        else:
+            raise ValueError("expected (arch, latency_ms[, repeats[, spread_ms]]), a dict "
+                             f"or a latpred.Sample, got {type(sample).__name__}")
+        return latpred_pb2.Sample(arch=normalize_arch(space, arch, table),
+                                  latency_ms=_number(latency, "latency_ms"),
+                                  repeats=_integer(repeats, "repeats"),
+                                  spread_ms=_number(spread, "spread_ms"))
+    except ValueError as e:
+        raise InvalidArgument(f"samples[{index}]: {e}") from None
+
+
+def _submit_result(r: Any, offset: int) -> SubmitResult:
+    return SubmitResult(
+        accepted=r.accepted, rejected=r.rejected, sample_count=r.sample_count,
+        results=[SampleResult(index=x.index + offset, accepted=x.accepted,
+                              canonical_arch=x.canonical_arch, error=x.error)
+                 for x in r.results],
+        replayed=r.replayed)
+
+
+def _features(features: Optional[FeaturesLike]) -> List[Feature]:
+    if features is None:
+        return []
+    out: List[Feature] = []
+    if isinstance(features, Mapping):
+        for name, value in features.items():
+            space = str(name).partition(":")[0]
+            source = (FeatureSource.REFERENCE_LATENCY if ":" in str(name)
+                      and space in _KNOWN_SPACES else FeatureSource.UNSPECIFIED)
+            try:
+                out.append(Feature(str(name), _number(value, f"feature {name!r}"), source,
+                                   "ms" if source is FeatureSource.REFERENCE_LATENCY else ""))
+            except ValueError as e:
+                raise InvalidArgument(str(e)) from None
+        return out
+    for i, feature in enumerate(features):
+        if not isinstance(feature, Feature):
+            raise InvalidArgument(f"features[{i}]: expected a latpred.Feature, "
+                                  f"got {type(feature).__name__}")
+        out.append(feature)
+    return out
+
+
+def _register_request(name: str, labels: Optional[Mapping[str, str]],
+                      features: Optional[FeaturesLike]) -> Any:
+    request = latpred_pb2.RegisterDeviceRequest(name=name)
+    for key, value in (labels or {}).items():
+        request.labels[str(key)] = str(value)
+    for feature in _features(features):
+        request.features.add(name=feature.name, value=feature.value,
+                             source=_FEATURE_SOURCE_IDS[FeatureSource(feature.source)],
+                             unit=feature.unit)
+    return request
+
+
+def _adapt_result(r: Any) -> AdaptResult:
+    return AdaptResult(model_version=r.model_version, state=_model_state(r.state),
+                       fit=_fit(r.fit) if r.HasField("fit") else None, pending=r.pending)
+
+
+def _channel_options(options: Sequence[Tuple[str, Any]]) -> List[Tuple[str, Any]]:
+    return [
+        # A server that restarts is found again within seconds, not minutes.
+        ("grpc.initial_reconnect_backoff_ms", 500),
+        ("grpc.max_reconnect_backoff_ms", 5000),
+        ("grpc.max_receive_message_length", 64 << 20),
+    ] + list(options)
+
+
 def _integer(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise ValueError(f"{what} must be an integer, got {value!r}")
@@ -187,20 +385,25 @@ class Client:
     sends none; a token that is not printable ASCII without spaces is a ValueError
     (gRPC cannot send it in a header). ca: path of a PEM file of the CA that signed the
     server's certificate; the channel then uses TLS (without it the channel is
-    plaintext). timeout: seconds per call. nb201_csv: a CSV with the columns index and arch to resolve NAS-Bench-201
-    indices instead of the table bundled at build time. options: extra gRPC channel
-    options.
+    plaintext). timeout: seconds per call, its retries included. nb201_csv: a CSV with
+    the columns index and arch to resolve NAS-Bench-201 indices instead of the table
+    bundled with the package. options: extra gRPC channel options. attempts: how often
+    a call is sent while the server answers UNAVAILABLE (waits of 0.25 s, 0.5 s, ...
+    doubling up to 2 s between them, all within ``timeout``); 1 never retries.
     Thread-safe; close() (or ``with``) releases the channel.
     """
 
     def __init__(self, target: str = "127.0.0.1:50051", token: Optional[str] = None,
                  ca: Union[str, "os.PathLike[str]", None] = None, timeout: float = 60.0, *,
                  nb201_csv: Union[str, "os.PathLike[str]", None] = None,
-                 options: Sequence[Tuple[str, Any]] = ()) -> None:
+                 options: Sequence[Tuple[str, Any]] = (), attempts: int = _ATTEMPTS) -> None:
         if timeout is None or not timeout > 0:
             raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if isinstance(attempts, bool) or not isinstance(attempts, int) or attempts < 1:
+            raise ValueError(f"attempts must be a positive integer, got {attempts!r}")
         self.target = target
         self.timeout = float(timeout)
+        self.attempts = attempts
         # Everything that may fail comes before the channel exists.
         if token is None:
             token = token_from_environment()
@@ -215,13 +418,7 @@ class Client:
                 root_certificates = f.read()
         self._max_batch: Optional[int] = None
         self._lock = threading.Lock()
-        channel_options = [
-            # A server that restarts is found again within seconds, not minutes.
-            ("grpc.initial_reconnect_backoff_ms", 500),
-            ("grpc.max_reconnect_backoff_ms", 5000),
-            ("grpc.max_receive_message_length", 64 << 20),
-        ]
-        channel_options += list(options)
+        channel_options = _channel_options(options)
         if root_certificates is not None:
             credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
             self._channel = grpc.secure_channel(target, credentials, options=channel_options)
@@ -246,12 +443,25 @@ class Client:
         return f"Client({self.target!r})"
 
     def _call(self, method: Any, request: Any, timeout: Optional[float] = None,
-              **kwargs: Any) -> Any:
-        try:
-            return method(request, timeout=self.timeout if timeout is None else timeout,
-                          metadata=self._metadata, **kwargs)
-        except grpc.RpcError as e:
-            raise error_from_rpc(e) from None
+              attempts: Optional[int] = None, **kwargs: Any) -> Any:
+        """One unary call, sent again (the same request) while UNAVAILABLE: at most
+        ``attempts`` times, backing off, all within ``timeout`` seconds."""
+        budget = self.timeout if timeout is None else timeout
+        deadline = time.monotonic() + budget
+        attempts = self.attempts if attempts is None else attempts
+        waits = _backoff()
+        attempt = 1
+        while True:
+            remaining = max(deadline - time.monotonic(), 0.001)
+            try:
+                return method(request, timeout=remaining, metadata=self._metadata, **kwargs)
+            except grpc.RpcError as e:
+                error = error_from_rpc(e)
+            wait = next(waits)
+            if not _may_retry(error, attempt, attempts, wait, deadline):
+                raise error
+            time.sleep(wait)
+            attempt += 1
 
     def _archs(self, space: str, archs: Iterable[ArchLike], field: str = "archs") -> List[str]:
         return normalize_archs(space, archs, self._nb201, field)
@@ -298,7 +508,8 @@ class Client:
             try:
                 # wait_for_ready: a server not listening yet is waited for, not an error.
                 status = self._call(self._health.Check, health_pb2.HealthCheckRequest(),
-                                    timeout=min(remaining, self.timeout), wait_for_ready=True)
+                                    timeout=min(remaining, self.timeout), attempts=1,
+                                    wait_for_ready=True)
                 last = _HEALTH.get(status.status, "UNKNOWN")
                 if last == "SERVING":
                     return
@@ -336,38 +547,13 @@ class Client:
         latencies), or a mapping name -> value where "<space>:<arch>" names are reference
         latencies (ms) and other names have an unspecified source.
         """
-        request = latpred_pb2.RegisterDeviceRequest(name=name)
-        for key, value in (labels or {}).items():
-            request.labels[str(key)] = str(value)
-        for feature in self._features(features):
-            request.features.add(name=feature.name, value=feature.value,
-                                 source=_FEATURE_SOURCE_IDS[FeatureSource(feature.source)],
-                                 unit=feature.unit)
-        r = self._call(self._stub.RegisterDevice, request)
+        r = self._call(self._stub.RegisterDevice, _register_request(name, labels, features))
         return RegisterResult(device=_device(r.device), created=r.created)
 
-    @staticmethod
-    def _features(features: Optional[FeaturesLike]) -> List[Feature]:
-        if features is None:
-            return []
-        out: List[Feature] = []
-        if isinstance(features, Mapping):
-            for name, value in features.items():
-                space = str(name).partition(":")[0]
-                source = (FeatureSource.REFERENCE_LATENCY if ":" in str(name)
-                          and space in _KNOWN_SPACES else FeatureSource.UNSPECIFIED)
-                try:
-                    out.append(Feature(str(name), _number(value, f"feature {name!r}"), source,
-                                       "ms" if source is FeatureSource.REFERENCE_LATENCY else ""))
-                except ValueError as e:
-                    raise InvalidArgument(str(e)) from None
-            return out
-        for i, feature in enumerate(features):
-            if not isinstance(feature, Feature):
-                raise InvalidArgument(f"features[{i}]: expected a latpred.Feature, "
-                                      f"got {type(feature).__name__}")
-            out.append(feature)
-        return out
+    @overload
+    def predict(self, device: str, space: str, archs: "numpy.ndarray",
+                return_details: Literal[False] = False,
+                interval: Optional[float] = None) -> "numpy.ndarray": ...
 
     @overload
     def predict(self, device: str, space: str, archs: Iterable[ArchLike],
@@ -385,8 +571,12 @@ class Client:
 
     def predict(self, device: str, space: str, archs: Iterable[ArchLike],
                 return_details: bool = False,
-                interval: Optional[float] = None) -> Union[List[float], Prediction]:
+                interval: Optional[float] = None) -> Any:
         """Predicted latency_ms of each architecture, in order.
+
+        archs: a list (or any iterable) of architectures in any accepted spelling, or a
+        numpy array: 1-D of NAS-Bench-201 indices (integers), or any array whose rows are
+        architectures; the latencies then come back as a float64 numpy array.
 
         Any number of architectures: batches over the server's limit are split and sent
         a few at a time, and all results come from one model version (a chunk answered
@@ -402,11 +592,10 @@ class Client:
         device, fewer than 3 samples). predict_interval() is the short way.
         """
         share = 0.0 if interval is None else _coverage(interval, "interval")
+        array = _is_ndarray(archs)
         strings = self._archs(space, archs)
         if not strings:
-            empty = Prediction(latency_ms=[], model_version=0, zero_shot=False,
-                               state=ModelState.UNSPECIFIED)
-            return empty if return_details else []
+            return _shape_prediction(_empty_prediction(), return_details, array)
         limit = self.max_batch()
         try:
             result = self._predict(device, space, strings, limit, share)
@@ -416,10 +605,18 @@ class Client:
             if smaller >= limit:
                 raise
             result = self._predict(device, space, strings, smaller, share)
-        return result if return_details else result.latency_ms
+        return _shape_prediction(result, return_details, array)
+
+    @overload
+    def predict_interval(self, device: str, space: str, archs: "numpy.ndarray",
+                         coverage: float = 0.8) -> "numpy.ndarray": ...
+
+    @overload
+    def predict_interval(self, device: str, space: str, archs: Iterable[ArchLike],
+                         coverage: float = 0.8) -> List[Tuple[float, float, float]]: ...
 
     def predict_interval(self, device: str, space: str, archs: Iterable[ArchLike],
-                         coverage: float = 0.8) -> List[Tuple[float, float, float]]:
+                         coverage: float = 0.8) -> Any:
         """(latency_ms, lower_ms, upper_ms) of each architecture, in order.
 
         The bounds hold ``coverage`` of the device's latencies (0.8: its 10th and 90th
@@ -428,92 +625,65 @@ class Client:
         (FitStats.loo_log_sd) and T Student's t with samples - 1 degrees of freedom.
         Rough below 10 samples. Raises NoInterval (a FailedPrecondition) when the
         device's model has none: zero-shot, a source device, or fewer than 3 samples.
-        Batching as predict(); an empty list gives [] without a call.
+        Batching as predict(); an empty list gives [] without a call. A numpy array in
+        gives a float64 array of shape (n, 3) out: columns latency, lower, upper.
         """
         result = self.predict(device, space, archs, return_details=True,
                               interval=_coverage(coverage, "coverage"))
-        if not result.latency_ms:
-            return []
-        if not result.lower_ms:
-            raise NoInterval(
-                f"no interval for {device}/{space}: its model ({result.state}, version "
-                f"{result.model_version}) has no leave-one-out errors to size one; it needs "
-                "at least 3 samples and AdaptDevice (zero-shot and source devices have none)")
-        return list(zip(result.latency_ms, result.lower_ms, result.upper_ms))
-
-    def _chunks(self, strings: List[str], limit: int) -> List[Tuple[int, int]]:
-        """[start, end) ranges of at most limit items and _MAX_REQUEST_BYTES bytes."""
-        chunks, start, size = [], 0, 0
-        for i, s in enumerate(strings):
-            n = len(s) + 8
-            if i > start and (i - start >= limit or size + n > _MAX_REQUEST_BYTES):
-                chunks.append((start, i))
-                start, size = i, 0
-            size += n
-        chunks.append((start, len(strings)))
-        return chunks
+        return _interval_triples(device, space, result, _is_ndarray(archs))
 
     def _predict(self, device: str, space: str, strings: List[str], limit: int,
                  interval: float) -> Prediction:
-        chunks = self._chunks(strings, limit)
+        chunks = _chunks(strings, limit)
         answers = self._predict_chunks(device, space, strings, chunks, interval)
         for _ in range(_VERSION_RETRIES):
-            newest = max(a.model_version for a in answers.values())
-            stale = [c for c, a in answers.items() if a.model_version != newest]
+            stale = _stale_chunks(answers)
             if not stale:
                 break
             answers.update(self._predict_chunks(device, space, strings, stale, interval))
-        latency: List[float] = []
-        lower: List[float] = []
-        upper: List[float] = []
-        for chunk in chunks:
-            latency.extend(answers[chunk].latency_ms)
-            lower.extend(answers[chunk].lower_ms)
-            upper.extend(answers[chunk].upper_ms)
-        # One model answered every chunk (unless it changed more often than the retries),
-        # and a model has bounds for every architecture or for none.
-        if lower and (len(lower) != len(latency) or len(upper) != len(latency)):
-            raise LatpredError("the server gave bounds for some chunks of a prediction and "
-                               "not for others")
-        newest = max(a.model_version for a in answers.values())
-        final = next(a for a in answers.values() if a.model_version == newest)
-        return Prediction(latency_ms=latency, model_version=final.model_version,
-                          zero_shot=final.zero_shot, state=_model_state(final.state),
-                          lower_ms=lower, upper_ms=upper)
+        return _merge(chunks, answers)
 
     def _predict_chunks(self, device: str, space: str, strings: List[str],
                         chunks: List[Tuple[int, int]],
                         interval: float) -> Dict[Tuple[int, int], Any]:
         """PredictLatency per chunk, at most _WINDOW in flight; errors name whole-list items."""
         answers: Dict[Tuple[int, int], Any] = {}
-        pending: Deque[Tuple[Tuple[int, int], Any]] = collections.deque()
+        pending: Deque[Tuple[Tuple[int, int], Any, Any]] = collections.deque()
 
         def collect() -> None:
-            chunk, future = pending.popleft()
+            chunk, request, future = pending.popleft()
             try:
-                answer = future.result()
+                try:
+                    answer = future.result()
+                except grpc.RpcError as e:
+                    if e.code() != grpc.StatusCode.UNAVAILABLE or self.attempts == 1:
+                        raise
+                    # Asked again, on its own, with the attempts left.
+                    time.sleep(_FIRST_DELAY)
+                    try:
+                        answer = self._call(self._stub.PredictLatency, request,
+                                            attempts=self.attempts - 1)
+                    except LatpredError as error:
+                        raise type(error)(_offset_message(error.message, chunk[0]),
+                                          error.code) from None
             except grpc.RpcError as e:
-                for _, other in pending:
+                for _, _, other in pending:
                     other.cancel()
                 details = e.details() if hasattr(e, "details") else None
                 raise error_from_rpc(
                     e, _offset_message(details, chunk[0]) if details else None) from None
-            size = chunk[1] - chunk[0]
-            if len(answer.latency_ms) != size:
-                raise LatpredError(f"server answered {len(answer.latency_ms)} latencies for "
-                                   f"{size} architectures")
-            if (answer.lower_ms or answer.upper_ms) and (len(answer.lower_ms) != size
-                                                         or len(answer.upper_ms) != size):
-                raise LatpredError(f"server answered {len(answer.lower_ms)} lower and "
-                                   f"{len(answer.upper_ms)} upper bounds for {size} "
-                                   "architectures")
+            except LatpredError:
+                for _, _, other in pending:
+                    other.cancel()
+                raise
+            _check_answer(chunk, answer)
             answers[chunk] = answer
 
         for chunk in chunks:
             request = latpred_pb2.PredictLatencyRequest(device=device, space=space,
                                                         archs=strings[chunk[0]:chunk[1]],
                                                         interval=interval)
-            pending.append((chunk, self._stub.PredictLatency.future(
+            pending.append((chunk, request, self._stub.PredictLatency.future(
                 request, timeout=self.timeout, metadata=self._metadata)))
             if len(pending) >= _WINDOW:
                 collect()
@@ -540,13 +710,13 @@ class Client:
         "" sends none (no retry is then told from a new batch).
         Chunks of a split batch go as "<request_id>.<n>" (n = 0, 1, ...).
         """
-        items = [self._sample(space, i, s) for i, s in enumerate(samples)]
+        items = [_sample_message(space, i, s, self._nb201) for i, s in enumerate(samples)]
         batch_id = new_request_id() if request_id is None else request_id
         if not partial or not items:
             request = latpred_pb2.SubmitSamplesRequest(device=device, space=space,
                                                        samples=items, partial=partial,
                                                        request_id=batch_id)
-            return self._submit_result(self._submit_call(request), 0)
+            return _submit_result(self._call(self._stub.SubmitSamples, request), 0)
         limit = self.max_batch()
         accepted = rejected = count = 0
         replayed = True
@@ -556,7 +726,7 @@ class Client:
                 device=device, space=space, samples=items[start:start + limit], partial=True,
                 request_id=f"{batch_id}.{n}" if batch_id else "")
             try:
-                part = self._submit_result(self._submit_call(request), start)
+                part = _submit_result(self._call(self._stub.SubmitSamples, request), start)
             except LatpredError as e:
                 raise type(e)(_offset_message(e.message, start), e.code) from None
             accepted += part.accepted
@@ -566,54 +736,6 @@ class Client:
             results.extend(part.results)
         return SubmitResult(accepted=accepted, rejected=rejected, sample_count=count,
                             results=results, replayed=replayed)
-
-    def _submit_call(self, request: Any) -> Any:
-        """SubmitSamples, sent again (same request, same request_id) while Unavailable."""
-        delay = _SUBMIT_FIRST_DELAY
-        for attempt in range(1, _SUBMIT_ATTEMPTS + 1):
-            try:
-                return self._call(self._stub.SubmitSamples, request)
-            except Unavailable:
-                if attempt == _SUBMIT_ATTEMPTS:
-                    raise
-            time.sleep(delay)
-            delay = min(2 * delay, _SUBMIT_MAX_DELAY)
-        raise AssertionError("unreachable")
-
-    def _sample(self, space: str, index: int, sample: SampleLike) -> Any:
-        try:
-            if isinstance(sample, Sample):
-                arch, latency, repeats, spread = (sample.arch, sample.latency_ms,
-                                                  sample.repeats, sample.spread_ms)
-            elif isinstance(sample, Mapping):
-                unknown = set(sample) - {"arch", "latency_ms", "repeats", "spread_ms"}
-                if unknown or "arch" not in sample or "latency_ms" not in sample:
-                    raise ValueError("a sample dict needs the keys arch and latency_ms "
-                                     "(optional: repeats, spread_ms)"
-                                     + (f"; unknown: {', '.join(sorted(map(str, unknown)))}"
-                                        if unknown else ""))
-                arch, latency = sample["arch"], sample["latency_ms"]
-                repeats, spread = sample.get("repeats", 0), sample.get("spread_ms", 0.0)
-            elif isinstance(sample, tuple) and 2 <= len(sample) <= 4:
-                arch, latency, repeats, spread = (tuple(sample) + (0, 0.0))[:4]
-            else:
-                raise ValueError("expected (arch, latency_ms[, repeats[, spread_ms]]), a dict "
-                                 f"or a latpred.Sample, got {type(sample).__name__}")
-            return latpred_pb2.Sample(arch=normalize_arch(space, arch, self._nb201),
-                                      latency_ms=_number(latency, "latency_ms"),
-                                      repeats=_integer(repeats, "repeats"),
-                                      spread_ms=_number(spread, "spread_ms"))
-        except ValueError as e:
-            raise InvalidArgument(f"samples[{index}]: {e}") from None
-
-    @staticmethod
-    def _submit_result(r: Any, offset: int) -> SubmitResult:
-        return SubmitResult(
-            accepted=r.accepted, rejected=r.rejected, sample_count=r.sample_count,
-            results=[SampleResult(index=x.index + offset, accepted=x.accepted,
-                                  canonical_arch=x.canonical_arch, error=x.error)
-                     for x in r.results],
-            replayed=r.replayed)
 
     def suggest(self, device: str, space: str, k: int,
                 candidates: Optional[Iterable[ArchLike]] = None) -> List[str]:
@@ -632,7 +754,6 @@ class Client:
 
         wait=False returns at once with pending=True while the fit runs on the server.
         """
-        r = self._call(self._stub.AdaptDevice,
-                       latpred_pb2.AdaptDeviceRequest(device=device, space=space, no_wait=not wait))
-        return AdaptResult(model_version=r.model_version, state=_model_state(r.state),
-                           fit=_fit(r.fit) if r.HasField("fit") else None, pending=r.pending)
+        return _adapt_result(self._call(
+            self._stub.AdaptDevice,
+            latpred_pb2.AdaptDeviceRequest(device=device, space=space, no_wait=not wait)))

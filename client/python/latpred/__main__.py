@@ -1,0 +1,7 @@
+"""``python -m latpred``: see latpred.cli (``python -m latpred --help``)."""
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())
