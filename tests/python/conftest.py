@@ -1,7 +1,9 @@
 """Fixtures of the Python client tests: one real latpred-server for the whole session.
 
-Run by ctest (tests/python/CMakeLists.txt), which sets PYTHONPATH to the package the
-CMake target latpred_python assembled and LATPRED_SERVER_BIN to the server binary.
+Run by ctest (tests/python/CMakeLists.txt): python_client with PYTHONPATH on the package
+the CMake target latpred_python assembled, python_wheel (run_installed.py) on its wheel
+installed in a fresh venv; LATPRED_SERVER_BIN is the server binary and LATPRED_CLI_BIN
+the C++ CLI (test_cli.py compares their output).
 By hand:
     PYTHONPATH=build/client/python LATPRED_SERVER_BIN=build/server/latpred-server \\
         /usr/bin/python3 -m pytest -c tests/python/pytest.ini tests/python
@@ -21,6 +23,13 @@ from typing import Iterator, Optional, Sequence, Tuple
 import pytest
 
 import latpred
+
+# ctest python_wheel (run_installed.py) runs these tests on the installed wheel: latpred
+# must come from its venv, not from the build tree.
+_INSTALLED = os.environ.get("LATPRED_EXPECT_INSTALLED")
+if _INSTALLED and not Path(latpred.__file__).resolve().is_relative_to(Path(_INSTALLED).resolve()):
+    raise RuntimeError(f"latpred was imported from {latpred.__file__}, not from the venv "
+                       f"{_INSTALLED} the wheel was installed into")
 
 REPO = Path(__file__).resolve().parents[2]
 DATA_DIR = REPO / "data"
