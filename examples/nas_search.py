@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """Latency-constrained NAS over NAS-Bench-201 with latpred: regularised evolution.
 
-    PYTHONPATH=build/client/python /usr/bin/python3 examples/nas_search.py \\
-        --server 127.0.0.1:50051 --device pixel2 --budget-ms 15 --cycles 40
+    python examples/nas_search.py --server 127.0.0.1:50051 --device pixel2 \\
+        --budget-ms 15 --cycles 40
+
+with the latpred package installed (pip install build/client/python/dist/latpred-*.whl),
+or from the build tree: PYTHONPATH=build/client/python /usr/bin/python3 examples/...
 
 Regularised (aging) evolution, Real et al. 2019, one generation per cycle: each cycle
 breeds --children children, each the mutation (one edge gets another operation) of the
@@ -54,8 +57,9 @@ from typing import Callable, Deque, Dict, List, NamedTuple, Optional, Sequence, 
 try:
     import latpred
 except ImportError as e:  # pragma: no cover
-    sys.exit(f"nas_search.py: cannot import latpred ({e}); build the CMake target "
-             f"latpred_python and run with PYTHONPATH=BUILD_DIR/client/python /usr/bin/python3")
+    sys.exit(f"nas_search.py: cannot import latpred ({e}); pip install the wheel of the "
+             f"CMake target latpred_python_wheel, or run with "
+             f"PYTHONPATH=BUILD_DIR/client/python /usr/bin/python3")
 
 OPS = latpred.NB201_OPS
 EDGES = ((1, 0), (2, 0), (2, 1), (3, 0), (3, 1), (3, 2))  # (to, from), in string order
