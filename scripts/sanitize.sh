@@ -32,7 +32,8 @@ GTEST_ARGS=("$@")
 
 # Test binaries per sanitizer, each run once (all its tests in one process).
 ASAN_TESTS=(core_test store_test metrics_http_test predictor_test posterior_test parts_test
-            interval_test service_test service_grpc_test client_test integration_test)
+            interval_test descriptor_test service_test service_grpc_test client_test
+            integration_test)
 # Executables the tests start, and the PostgreSQL fixture's helper.
 ASAN_EXTRA=(latpred-server latpred test_postgres)
 TSAN_TESTS=(service_test service_grpc_test metrics_http_test store_test)
