@@ -13,7 +13,7 @@ PKGS=(
   clang libclang-rt-14-dev
   prometheus-cpp-dev libcpp-httplib-dev prometheus openssl curl
   python3-grpcio python3-protobuf python3-pytest
-  python3-venv python3-build python3-wheel python3-setuptools python3-numpy
+  python3-venv python3-pip python3-build python3-wheel python3-setuptools python3-numpy
 )
 if dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | grep -qv 'install ok installed' \
    || [ "$(dpkg-query -W -f='${Status}\n' "${PKGS[@]}" 2>/dev/null | wc -l)" -ne "${#PKGS[@]}" ]; then
